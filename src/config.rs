@@ -1,0 +1,223 @@
+//! Effective configuration of `commons serve`: flags > `COMMONS_*` environment > the data
+//! dir's `commons.toml` > built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Default data directory, relative to where `commons` runs.
+pub const DEFAULT_DATA_DIR: &str = "./commons-data";
+/// Default HTTP listen address.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+/// Default chain id of the EIP-712 domain (and, later, the ledger).
+pub const DEFAULT_CHAIN_ID: u64 = 1612;
+
+/// What the node runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Where the database, keys and tokens live.
+    pub data_dir: PathBuf,
+    /// HTTP listen address (REST, console, metrics).
+    pub http: SocketAddr,
+    /// Development mode: well-known keys and conveniences, never for real value.
+    pub dev: bool,
+    /// Chain id used in the EIP-712 domain.
+    pub chain_id: u64,
+    /// Upload limits and daily quotas.
+    pub limits: LimitsConfig,
+    /// Console session lifetime, hours.
+    pub session_hours: u64,
+    /// Log filter (tracing `EnvFilter` syntax).
+    pub log: String,
+}
+
+/// Upload limits, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    /// Largest single upload in bytes.
+    pub max_upload_bytes: u64,
+    /// Daily bytes per contributor.
+    pub daily_bytes_per_contributor: u64,
+    /// Daily files per contributor.
+    pub daily_files_per_contributor: u64,
+    /// Daily bytes per datanet.
+    pub daily_bytes_per_datanet: u64,
+}
+
+impl From<LimitsConfig> for commons_storage::Limits {
+    fn from(l: LimitsConfig) -> Self {
+        commons_storage::Limits {
+            max_upload_bytes: l.max_upload_bytes,
+            daily_bytes_per_contributor: l.daily_bytes_per_contributor,
+            daily_files_per_contributor: l.daily_files_per_contributor,
+            daily_bytes_per_datanet: l.daily_bytes_per_datanet,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = commons_storage::Limits::default();
+        LimitsConfig {
+            max_upload_bytes: l.max_upload_bytes,
+            daily_bytes_per_contributor: l.daily_bytes_per_contributor,
+            daily_files_per_contributor: l.daily_files_per_contributor,
+            daily_bytes_per_datanet: l.daily_bytes_per_datanet,
+        }
+    }
+}
+
+/// The optional settings of `commons.toml`; every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    http: Option<SocketAddr>,
+    dev: Option<bool>,
+    chain_id: Option<u64>,
+    session_hours: Option<u64>,
+    log: Option<String>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_upload_bytes: Option<u64>,
+    daily_bytes_per_contributor: Option<u64>,
+    daily_files_per_contributor: Option<u64>,
+    daily_bytes_per_datanet: Option<u64>,
+}
+
+/// Settings given on the command line or in the environment (clap merges those two).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Development mode: dev accounts, the API key `dev`, conveniences. Never for real value.
+    #[arg(long, env = "COMMONS_DEV")]
+    pub dev: bool,
+    /// HTTP listen address [default: 127.0.0.1:8080]
+    #[arg(long, env = "COMMONS_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Chain id of the EIP-712 domain [default: 1612]
+    #[arg(long, env = "COMMONS_CHAIN_ID")]
+    pub chain_id: Option<u64>,
+    /// Largest upload in bytes [default: 5 MiB]
+    #[arg(long, env = "COMMONS_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Bytes a contributor may upload per UTC day [default: 10 MiB]
+    #[arg(long, env = "COMMONS_DAILY_BYTES_PER_CONTRIBUTOR")]
+    pub daily_bytes_per_contributor: Option<u64>,
+    /// Files a contributor may upload per UTC day [default: 20]
+    #[arg(long, env = "COMMONS_DAILY_FILES_PER_CONTRIBUTOR")]
+    pub daily_files_per_contributor: Option<u64>,
+    /// Bytes a datanet may receive per UTC day [default: 10 MiB]
+    #[arg(long, env = "COMMONS_DAILY_BYTES_PER_DATANET")]
+    pub daily_bytes_per_datanet: Option<u64>,
+    /// Log filter, e.g. `info` or `commons=debug` [default: info]
+    #[arg(long, env = "COMMONS_LOG")]
+    pub log: Option<String>,
+}
+
+impl Config {
+    /// Defaults for a data dir.
+    pub fn defaults(data_dir: PathBuf) -> Self {
+        Config {
+            data_dir,
+            http: DEFAULT_HTTP.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
+            dev: false,
+            chain_id: DEFAULT_CHAIN_ID,
+            limits: LimitsConfig::default(),
+            session_hours: 12,
+            log: "info".into(),
+        }
+    }
+
+    /// Build the effective config: defaults, then `DIR/commons.toml`, then `o`.
+    pub fn load(data_dir: &Path, o: &Overrides) -> anyhow::Result<Self> {
+        let mut c = Config::defaults(data_dir.to_path_buf());
+        let file = data_dir.join("commons.toml");
+        if file.exists() {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let f: FileConfig =
+                toml::from_str(&text).with_context(|| format!("invalid {}", file.display()))?;
+            c.http = f.http.unwrap_or(c.http);
+            c.dev = f.dev.unwrap_or(c.dev);
+            c.chain_id = f.chain_id.unwrap_or(c.chain_id);
+            c.session_hours = f.session_hours.unwrap_or(c.session_hours);
+            c.log = f.log.unwrap_or(c.log);
+            let l = &mut c.limits;
+            l.max_upload_bytes = f.limits.max_upload_bytes.unwrap_or(l.max_upload_bytes);
+            l.daily_bytes_per_contributor = f
+                .limits
+                .daily_bytes_per_contributor
+                .unwrap_or(l.daily_bytes_per_contributor);
+            l.daily_files_per_contributor = f
+                .limits
+                .daily_files_per_contributor
+                .unwrap_or(l.daily_files_per_contributor);
+            l.daily_bytes_per_datanet = f
+                .limits
+                .daily_bytes_per_datanet
+                .unwrap_or(l.daily_bytes_per_datanet);
+        }
+        c.dev |= o.dev;
+        c.http = o.http.unwrap_or(c.http);
+        c.chain_id = o.chain_id.unwrap_or(c.chain_id);
+        c.log = o.log.clone().unwrap_or(c.log);
+        let l = &mut c.limits;
+        l.max_upload_bytes = o.max_upload_bytes.unwrap_or(l.max_upload_bytes);
+        l.daily_bytes_per_contributor = o
+            .daily_bytes_per_contributor
+            .unwrap_or(l.daily_bytes_per_contributor);
+        l.daily_files_per_contributor = o
+            .daily_files_per_contributor
+            .unwrap_or(l.daily_files_per_contributor);
+        l.daily_bytes_per_datanet = o.daily_bytes_per_datanet.unwrap_or(l.daily_bytes_per_datanet);
+        Ok(c)
+    }
+
+    /// The config as TOML, for `--print-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("commons.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("commons.toml"),
+            "chain_id = 7\nhttp = \"127.0.0.1:9999\"\n[limits]\nmax_upload_bytes = 100\n",
+        )
+        .expect("write");
+        let o = Overrides {
+            chain_id: Some(8),
+            ..Default::default()
+        };
+        let c = Config::load(dir.path(), &o).expect("load");
+        assert_eq!(c.chain_id, 8);
+        assert_eq!(c.http.port(), 9999);
+        assert_eq!(c.limits.max_upload_bytes, 100);
+        assert_eq!(c.limits.daily_files_per_contributor, 20);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("commons.toml"), "chainid = 7\n").expect("write");
+        let e = Config::load(dir.path(), &Overrides::default()).expect_err("typo");
+        assert!(format!("{e:#}").contains("chainid"));
+    }
+}

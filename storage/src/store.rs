@@ -1,0 +1,1322 @@
+//! The store: opens the database, runs writes through group commit, and hands out
+//! snapshots for reads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::error::{Error, Result};
+use crate::merkle;
+use crate::model::*;
+use crate::parse::Format;
+use crate::tables::{self, meta};
+use crate::writer::{WriteCtx, Writer};
+use crate::{BLOB_CHUNK, SCHEMA_VERSION, decode, encode};
+
+const DAY_MS: u64 = 86_400_000;
+
+/// Upload limits and daily quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single upload, bytes.
+    pub max_upload_bytes: u64,
+    /// Bytes one contributor may upload per UTC day.
+    pub daily_bytes_per_contributor: u64,
+    /// Files one contributor may upload per UTC day.
+    pub daily_files_per_contributor: u64,
+    /// Bytes one datanet may receive per UTC day.
+    pub daily_bytes_per_datanet: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_upload_bytes: 5 << 20,
+            daily_bytes_per_contributor: 10 << 20,
+            daily_files_per_contributor: 20,
+            daily_bytes_per_datanet: 10 << 20,
+        }
+    }
+}
+
+/// The Commons database.
+pub struct Store {
+    db: Arc<Database>,
+    writer: Writer,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("limits", &self.limits).finish()
+    }
+}
+
+/// A datanet to create.
+#[derive(Debug, Clone)]
+pub struct NewDatanet {
+    /// Unique slug.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// One-line summary.
+    pub summary: String,
+    /// Markdown description.
+    pub description: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Kind.
+    pub kind: DataKind,
+    /// Private?
+    pub private: bool,
+    /// The creator's signature; the signer becomes the owner.
+    pub signed: SignedBy,
+}
+
+/// A file to contribute, already parsed into rows by the caller (parsing is CPU work that
+/// should not run on the writer thread).
+#[derive(Debug, Clone)]
+pub struct NewContribution {
+    /// Datanet slug.
+    pub datanet: String,
+    /// File name.
+    pub file_name: String,
+    /// File bytes.
+    pub bytes: Vec<u8>,
+    /// blake3 of `bytes`, as signed.
+    pub file_hash: Hash,
+    /// Format.
+    pub format: Format,
+    /// Rows parsed from the file.
+    pub rows: Vec<String>,
+    /// The contributor's signature.
+    pub signed: SignedBy,
+}
+
+/// A review of pending contributions.
+#[derive(Debug, Clone)]
+pub struct ReviewRequest {
+    /// Datanet slug.
+    pub datanet: String,
+    /// Contribution ids, all of this datanet and pending.
+    pub contributions: Vec<u64>,
+    /// Accept (new version) or reject.
+    pub accept: bool,
+    /// Reason, kept on each contribution.
+    pub reason: Option<String>,
+    /// Reviewer's signature.
+    pub signed: SignedBy,
+}
+
+/// What a review did.
+#[derive(Debug, Clone)]
+pub struct ReviewOutcome {
+    /// The version created, when contributions were accepted.
+    pub version: Option<Version>,
+    /// The reviewed contributions, updated.
+    pub contributions: Vec<Contribution>,
+}
+
+/// Metadata edit.
+#[derive(Debug, Clone)]
+pub struct EditRequest {
+    /// Datanet slug.
+    pub datanet: String,
+    /// New metadata.
+    pub metadata: Metadata,
+    /// Owner's signature.
+    pub signed: SignedBy,
+}
+
+/// Reviewer and contributor lists.
+#[derive(Debug, Clone)]
+pub struct RolesRequest {
+    /// Datanet slug.
+    pub datanet: String,
+    /// Reviewers besides the owner.
+    pub reviewers: Vec<Address>,
+    /// Contributors allowed on a private datanet.
+    pub contributors: Vec<Address>,
+    /// Owner's signature.
+    pub signed: SignedBy,
+}
+
+/// Take rows down in a new version.
+#[derive(Debug, Clone)]
+pub struct TakeDownRequest {
+    /// Datanet slug.
+    pub datanet: String,
+    /// Row ids, all in the latest version.
+    pub rows: Vec<u64>,
+    /// Why.
+    pub reason: String,
+    /// Owner's or reviewer's signature.
+    pub signed: SignedBy,
+}
+
+/// Validate a datanet slug.
+pub fn valid_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=63).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && !b[0].is_ascii_uppercase()
+        && b.iter()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || *c == b'-')
+}
+
+impl Store {
+    /// Open a database whose schema is already [`SCHEMA_VERSION`] (the migrations crate
+    /// creates and upgrades it).
+    pub fn from_database(db: Database, limits: Limits) -> Result<Self> {
+        let found = {
+            let r = db.begin_read()?;
+            match r.open_table(tables::META) {
+                Ok(t) => t.get(meta::SCHEMA_VERSION)?.map(|v| v.value()).unwrap_or(0),
+                Err(redb::TableError::TableDoesNotExist(_)) => 0,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if found != SCHEMA_VERSION {
+            return Err(Error::Schema {
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        let db = Arc::new(db);
+        Ok(Store {
+            writer: Writer::start(db.clone()),
+            db,
+            limits,
+        })
+    }
+
+    /// Create a fresh database at `path` with the current schema; for tests and benchmarks.
+    /// The appliance opens through the migrations crate instead.
+    pub fn create_fresh(path: &Path, limits: Limits) -> Result<Self> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        tables::create_all(&txn)?;
+        {
+            let mut t = txn.open_table(tables::META)?;
+            t.insert(meta::SCHEMA_VERSION, SCHEMA_VERSION)?;
+        }
+        txn.commit()?;
+        Self::from_database(db, limits)
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A consistent read-only view as of now.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot {
+            txn: self.db.begin_read()?,
+        })
+    }
+
+    /// The underlying database, for derived indexes that keep tables of their own.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Run an arbitrary write through group commit. The closure must check before it writes.
+    pub fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(f)
+    }
+
+    /// Create a datanet owned by its signer.
+    pub fn create_datanet(&self, d: NewDatanet) -> Result<Datanet> {
+        if !valid_slug(&d.slug) {
+            return Err(Error::InvalidSlug(d.slug));
+        }
+        self.write(move |ctx| {
+            use_nonce_check(ctx, &d.signed)?;
+            {
+                let slugs = ctx.txn.open_table(tables::DATANET_SLUGS)?;
+                if slugs.get(d.slug.as_str())?.is_some() {
+                    return Err(Error::SlugTaken(d.slug));
+                }
+            }
+            use_nonce(ctx, &d.signed)?;
+            let id = ctx.next_id(meta::NEXT_DATANET, 1)?;
+            let dn = Datanet {
+                id,
+                slug: d.slug,
+                name: d.name,
+                summary: d.summary,
+                description: d.description,
+                tags: d.tags,
+                kind: d.kind,
+                private: d.private,
+                owner: d.signed.signer,
+                reviewers: vec![],
+                contributors: vec![],
+                created_at: ctx.now_ms,
+                updated_at: ctx.now_ms,
+                latest_version: 0,
+                row_count: 0,
+                contribution_count: 0,
+                pending_count: 0,
+                edit_count: 0,
+            };
+            ctx.txn
+                .open_table(tables::DATANET_SLUGS)?
+                .insert(dn.slug.as_str(), id)?;
+            put_datanet(ctx, &dn)?;
+            ctx.record(Change::DatanetCreated { datanet: id })?;
+            Ok(dn)
+        })
+    }
+
+    /// Edit summary, description and tags; the edit is kept as history.
+    pub fn edit_datanet(&self, e: EditRequest) -> Result<Datanet> {
+        self.write(move |ctx| {
+            let mut dn = datanet_by_slug_w(ctx, &e.datanet)?;
+            if dn.owner != e.signed.signer {
+                return Err(Error::Forbidden(format!(
+                    "only the owner of '{}' may edit it",
+                    dn.slug
+                )));
+            }
+            use_nonce_check(ctx, &e.signed)?;
+            use_nonce(ctx, &e.signed)?;
+            let before = Metadata {
+                summary: dn.summary.clone(),
+                description: dn.description.clone(),
+                tags: dn.tags.clone(),
+            };
+            dn.summary = e.metadata.summary.clone();
+            dn.description = e.metadata.description.clone();
+            dn.tags = e.metadata.tags.clone();
+            dn.edit_count += 1;
+            dn.updated_at = ctx.now_ms;
+            let edit = Edit {
+                number: dn.edit_count,
+                at: ctx.now_ms,
+                by: e.signed.signer,
+                before,
+                after: e.metadata,
+            };
+            ctx.txn
+                .open_table(tables::EDITS)?
+                .insert((dn.id, edit.number), encode(&edit).as_slice())?;
+            put_datanet(ctx, &dn)?;
+            ctx.record(Change::DatanetEdited { datanet: dn.id })?;
+            Ok(dn)
+        })
+    }
+
+    /// Set reviewers and (for private datanets) contributors.
+    pub fn set_roles(&self, r: RolesRequest) -> Result<Datanet> {
+        self.write(move |ctx| {
+            let mut dn = datanet_by_slug_w(ctx, &r.datanet)?;
+            if dn.owner != r.signed.signer {
+                return Err(Error::Forbidden(format!(
+                    "only the owner of '{}' may change its roles",
+                    dn.slug
+                )));
+            }
+            use_nonce_check(ctx, &r.signed)?;
+            use_nonce(ctx, &r.signed)?;
+            dn.reviewers = r.reviewers;
+            dn.contributors = r.contributors;
+            dn.updated_at = ctx.now_ms;
+            put_datanet(ctx, &dn)?;
+            ctx.record(Change::DatanetEdited { datanet: dn.id })?;
+            Ok(dn)
+        })
+    }
+
+    /// Store a contribution, its blob and its rows as pending.
+    pub fn contribute(&self, c: NewContribution) -> Result<Contribution> {
+        let size = c.bytes.len() as u64;
+        if size > self.limits.max_upload_bytes {
+            return Err(Error::TooLarge {
+                size,
+                limit: self.limits.max_upload_bytes,
+            });
+        }
+        if c.rows.is_empty() {
+            return Err(Error::Parse(crate::parse::ParseError::NoRows));
+        }
+        if blake3::hash(&c.bytes).as_bytes() != &c.file_hash {
+            return Err(Error::Invalid(
+                "the signed file hash does not match the uploaded bytes".into(),
+            ));
+        }
+        // Hash rows here, on the caller's thread, not on the writer's.
+        let rows: Vec<(Hash, String)> = c
+            .rows
+            .into_iter()
+            .map(|t| (*blake3::hash(t.as_bytes()).as_bytes(), t))
+            .collect();
+        let limits = self.limits;
+        let (datanet, file_name, bytes, file_hash, format, signed) = (
+            c.datanet,
+            c.file_name,
+            c.bytes,
+            c.file_hash,
+            c.format,
+            c.signed,
+        );
+        self.write(move |ctx| {
+            let mut dn = datanet_by_slug_w(ctx, &datanet)?;
+            let who = signed.signer;
+            if !dn.may_contribute(&who) {
+                return Err(Error::Forbidden(format!(
+                    "'{}' is private and {} is not one of its contributors",
+                    dn.slug,
+                    hex_addr(&who)
+                )));
+            }
+            use_nonce_check(ctx, &signed)?;
+            let day = ctx.now_ms / DAY_MS;
+            let reset_at_ms = (day + 1) * DAY_MS;
+            let ckey = format!("c:{}", hex_addr(&who));
+            let dkey = format!("d:{}", dn.id);
+            let (c_bytes, c_files, d_bytes) = {
+                let q = ctx.txn.open_table(tables::QUOTAS)?;
+                let c = q.get((ckey.as_str(), day))?.map(|v| v.value()).unwrap_or((0, 0));
+                let d = q.get((dkey.as_str(), day))?.map(|v| v.value()).unwrap_or((0, 0));
+                (c.0, c.1, d.0)
+            };
+            if c_files + 1 > limits.daily_files_per_contributor {
+                return Err(Error::QuotaExceeded {
+                    what: format!(
+                        "daily quota of {} files per contributor reached",
+                        limits.daily_files_per_contributor
+                    ),
+                    reset_at_ms,
+                });
+            }
+            if c_bytes + size > limits.daily_bytes_per_contributor {
+                return Err(Error::QuotaExceeded {
+                    what: format!(
+                        "daily quota of {} bytes per contributor would be exceeded ({} used)",
+                        limits.daily_bytes_per_contributor, c_bytes
+                    ),
+                    reset_at_ms,
+                });
+            }
+            if d_bytes + size > limits.daily_bytes_per_datanet {
+                return Err(Error::QuotaExceeded {
+                    what: format!(
+                        "daily quota of {} bytes for datanet '{}' would be exceeded ({} used)",
+                        limits.daily_bytes_per_datanet, dn.slug, d_bytes
+                    ),
+                    reset_at_ms,
+                });
+            }
+            // Checks done: from here on only writes.
+            use_nonce(ctx, &signed)?;
+            {
+                let mut q = ctx.txn.open_table(tables::QUOTAS)?;
+                q.insert((ckey.as_str(), day), (c_bytes + size, c_files + 1))?;
+                q.insert((dkey.as_str(), day), (d_bytes + size, 0))?;
+            }
+            put_blob(ctx, &file_hash, &bytes, format.content_type())?;
+            let id = ctx.next_id(meta::NEXT_CONTRIBUTION, 1)?;
+            let row_count = rows.len() as u64;
+            let first_row = ctx.next_id(meta::NEXT_ROW, row_count)?;
+            {
+                let mut t = ctx.txn.open_table(tables::ROWS)?;
+                for (i, (hash, text)) in rows.into_iter().enumerate() {
+                    let row = Row {
+                        id: first_row + i as u64,
+                        datanet: dn.id,
+                        contribution: id,
+                        ordinal: i as u64,
+                        hash,
+                        text,
+                    };
+                    t.insert(row.id, encode(&row).as_slice())?;
+                }
+            }
+            let contribution = Contribution {
+                id,
+                datanet: dn.id,
+                contributor: who,
+                file_name,
+                file_hash,
+                size,
+                format,
+                row_count,
+                first_row,
+                status: Status::Pending,
+                version: None,
+                reason: None,
+                reviewed_by: None,
+                reviewed_at: None,
+                created_at: ctx.now_ms,
+                signed,
+            };
+            put_contribution(ctx, &contribution)?;
+            ctx.txn
+                .open_table(tables::CONTRIBUTIONS_BY_DATANET)?
+                .insert((dn.id, id), Status::Pending.code())?;
+            ctx.txn
+                .open_table(tables::CONTRIBUTIONS_BY_CONTRIBUTOR)?
+                .insert((who, id), dn.id)?;
+            update_contributor(ctx, &who, |s| {
+                s.contributions += 1;
+                s.pending += 1;
+                s.rows += row_count;
+                s.bytes += size;
+            })?;
+            dn.contribution_count += 1;
+            dn.pending_count += 1;
+            put_datanet(ctx, &dn)?;
+            ctx.record(Change::Contributed {
+                datanet: dn.id,
+                contribution: id,
+            })?;
+            Ok(contribution)
+        })
+    }
+
+    /// Accept (into a new version) or reject pending contributions.
+    pub fn review(&self, r: ReviewRequest) -> Result<ReviewOutcome> {
+        if r.contributions.is_empty() {
+            return Err(Error::Invalid("name at least one contribution to review".into()));
+        }
+        self.write(move |ctx| {
+            let mut dn = datanet_by_slug_w(ctx, &r.datanet)?;
+            let who = r.signed.signer;
+            if !dn.may_review(&who) {
+                return Err(Error::Forbidden(format!(
+                    "{} is neither the owner nor a reviewer of '{}'",
+                    hex_addr(&who),
+                    dn.slug
+                )));
+            }
+            let mut ids = r.contributions.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut contributions = Vec::with_capacity(ids.len());
+            {
+                let t = ctx.txn.open_table(tables::CONTRIBUTIONS)?;
+                for id in &ids {
+                    let c: Contribution = match t.get(id)? {
+                        Some(v) => decode(v.value())?,
+                        None => return Err(Error::not_found("contribution", id)),
+                    };
+                    if c.datanet != dn.id {
+                        return Err(Error::Invalid(format!(
+                            "contribution {id} belongs to another datanet"
+                        )));
+                    }
+                    if c.status != Status::Pending {
+                        return Err(Error::InvalidState(format!(
+                            "contribution {id} is {} already; only pending contributions can be reviewed",
+                            c.status.as_str()
+                        )));
+                    }
+                    contributions.push(c);
+                }
+            }
+            use_nonce_check(ctx, &r.signed)?;
+            use_nonce(ctx, &r.signed)?;
+            let version_no = if r.accept { Some(dn.latest_version + 1) } else { None };
+            let mut added = 0;
+            for c in &mut contributions {
+                c.status = if r.accept { Status::Accepted } else { Status::Rejected };
+                c.version = version_no;
+                c.reason = r.reason.clone();
+                c.reviewed_by = Some(who);
+                c.reviewed_at = Some(ctx.now_ms);
+                put_contribution(ctx, c)?;
+                ctx.txn
+                    .open_table(tables::CONTRIBUTIONS_BY_DATANET)?
+                    .insert((dn.id, c.id), c.status.code())?;
+                let rows = c.row_count;
+                update_contributor(ctx, &c.contributor, |s| {
+                    s.pending = s.pending.saturating_sub(1);
+                    if r.accept {
+                        s.accepted += 1;
+                        s.accepted_rows += rows;
+                    } else {
+                        s.rejected += 1;
+                    }
+                })?;
+                if let Some(v) = version_no {
+                    let rows_t = ctx.txn.open_table(tables::ROWS)?;
+                    let mut m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+                    for row_id in c.first_row..c.first_row + c.row_count {
+                        let row: Row = match rows_t.get(row_id)? {
+                            Some(g) => decode(g.value())?,
+                            None => {
+                                return Err(Error::Internal(format!(
+                                    "row {row_id} of contribution {} is missing",
+                                    c.id
+                                )));
+                            }
+                        };
+                        m.insert((dn.id, row_id), (v, u64::MAX, row.hash))?;
+                        added += 1;
+                    }
+                }
+            }
+            dn.pending_count = dn.pending_count.saturating_sub(contributions.len() as u64);
+            let version = match version_no {
+                Some(number) => {
+                    let (root, row_count) = version_root(ctx, dn.id, number)?;
+                    let v = Version {
+                        datanet: dn.id,
+                        number,
+                        parent: (number > 1).then(|| number - 1),
+                        created_at: ctx.now_ms,
+                        created_by: who,
+                        rows_added: added,
+                        rows_removed: 0,
+                        row_count,
+                        root,
+                        contributions: ids.clone(),
+                        removed_rows: vec![],
+                        reason: r.reason.clone(),
+                        signed: r.signed.clone(),
+                    };
+                    put_version(ctx, &v)?;
+                    dn.latest_version = number;
+                    dn.row_count = row_count;
+                    Some(v)
+                }
+                None => None,
+            };
+            put_datanet(ctx, &dn)?;
+            ctx.record(Change::Reviewed {
+                datanet: dn.id,
+                contributions: ids,
+                accepted: r.accept,
+                version: version_no,
+            })?;
+            Ok(ReviewOutcome {
+                version,
+                contributions,
+            })
+        })
+    }
+
+    /// Remove rows in a new version; older versions keep them.
+    pub fn take_down(&self, r: TakeDownRequest) -> Result<Version> {
+        if r.rows.is_empty() {
+            return Err(Error::Invalid("name at least one row to take down".into()));
+        }
+        self.write(move |ctx| {
+            let mut dn = datanet_by_slug_w(ctx, &r.datanet)?;
+            let who = r.signed.signer;
+            if !dn.may_review(&who) {
+                return Err(Error::Forbidden(format!(
+                    "{} is neither the owner nor a reviewer of '{}'",
+                    hex_addr(&who),
+                    dn.slug
+                )));
+            }
+            let mut ids = r.rows.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut entries = Vec::with_capacity(ids.len());
+            {
+                let m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+                for id in &ids {
+                    match m.get((dn.id, *id))? {
+                        Some(g) if g.value().1 == u64::MAX => entries.push((*id, g.value())),
+                        _ => {
+                            return Err(Error::InvalidState(format!(
+                                "row {id} is not in the latest version of '{}'",
+                                dn.slug
+                            )));
+                        }
+                    }
+                }
+            }
+            use_nonce_check(ctx, &r.signed)?;
+            use_nonce(ctx, &r.signed)?;
+            let number = dn.latest_version + 1;
+            {
+                let mut m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+                for (id, (added, _, hash)) in &entries {
+                    m.insert((dn.id, *id), (*added, number, *hash))?;
+                }
+            }
+            let (root, row_count) = version_root(ctx, dn.id, number)?;
+            let v = Version {
+                datanet: dn.id,
+                number,
+                parent: Some(dn.latest_version),
+                created_at: ctx.now_ms,
+                created_by: who,
+                rows_added: 0,
+                rows_removed: ids.len() as u64,
+                row_count,
+                root,
+                contributions: vec![],
+                removed_rows: ids.clone(),
+                reason: Some(r.reason),
+                signed: r.signed,
+            };
+            put_version(ctx, &v)?;
+            dn.latest_version = number;
+            dn.row_count = row_count;
+            put_datanet(ctx, &dn)?;
+            ctx.record(Change::TakenDown {
+                datanet: dn.id,
+                version: number,
+                rows: ids,
+            })?;
+            Ok(v)
+        })
+    }
+
+    /// Add a custodial console user.
+    pub fn create_user(&self, user: User) -> Result<User> {
+        self.write(move |ctx| {
+            let mut t = ctx.txn.open_table(tables::USERS)?;
+            if t.get(user.username.as_str())?.is_some() {
+                return Err(Error::InvalidState(format!(
+                    "user '{}' exists already",
+                    user.username
+                )));
+            }
+            t.insert(user.username.as_str(), encode(&user).as_slice())?;
+            Ok(user)
+        })
+    }
+
+    /// Store a session under the hash of its token.
+    pub fn put_session(&self, token_hash: Hash, session: Session) -> Result<()> {
+        self.write(move |ctx| {
+            let mut t = ctx.txn.open_table(tables::SESSIONS)?;
+            t.insert(token_hash, encode(&session).as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Remove a session (logout) and any that have expired.
+    pub fn delete_session(&self, token_hash: Hash) -> Result<()> {
+        self.write(move |ctx| {
+            let mut t = ctx.txn.open_table(tables::SESSIONS)?;
+            t.remove(token_hash)?;
+            let now = ctx.now_ms;
+            t.retain(|_, v| decode::<Session>(v).map(|s| s.expires_at > now).unwrap_or(false))?;
+            Ok(())
+        })
+    }
+}
+
+fn hex_addr(a: &Address) -> String {
+    format!("0x{}", hex::encode(a))
+}
+
+fn datanet_by_slug_w(ctx: &WriteCtx<'_>, slug: &str) -> Result<Datanet> {
+    let id = ctx
+        .txn
+        .open_table(tables::DATANET_SLUGS)?
+        .get(slug)?
+        .map(|v| v.value())
+        .ok_or_else(|| Error::not_found("datanet", slug))?;
+    let t = ctx.txn.open_table(tables::DATANETS)?;
+    let v = t
+        .get(id)?
+        .ok_or_else(|| Error::Internal(format!("slug {slug} points at missing datanet {id}")))?;
+    decode(v.value())
+}
+
+fn put_datanet(ctx: &WriteCtx<'_>, d: &Datanet) -> Result<()> {
+    ctx.txn
+        .open_table(tables::DATANETS)?
+        .insert(d.id, encode(d).as_slice())?;
+    Ok(())
+}
+
+fn put_contribution(ctx: &WriteCtx<'_>, c: &Contribution) -> Result<()> {
+    ctx.txn
+        .open_table(tables::CONTRIBUTIONS)?
+        .insert(c.id, encode(c).as_slice())?;
+    Ok(())
+}
+
+fn put_version(ctx: &mut WriteCtx<'_>, v: &Version) -> Result<()> {
+    ctx.txn
+        .open_table(tables::VERSIONS)?
+        .insert((v.datanet, v.number), encode(v).as_slice())?;
+    ctx.add(meta::VERSIONS, 1)
+}
+
+fn update_contributor(
+    ctx: &WriteCtx<'_>,
+    who: &Address,
+    f: impl FnOnce(&mut ContributorStats),
+) -> Result<()> {
+    let mut t = ctx.txn.open_table(tables::CONTRIBUTORS)?;
+    let mut s: ContributorStats = match t.get(who)? {
+        Some(v) => decode(v.value())?,
+        None => ContributorStats::default(),
+    };
+    f(&mut s);
+    t.insert(who, encode(&s).as_slice())?;
+    Ok(())
+}
+
+fn use_nonce_check(ctx: &WriteCtx<'_>, s: &SignedBy) -> Result<()> {
+    let t = ctx.txn.open_table(tables::NONCES)?;
+    if t.get((s.signer, s.nonce))?.is_some() {
+        return Err(Error::NonceReused {
+            signer: hex_addr(&s.signer),
+            nonce: crate::nonce_to_decimal(&s.nonce),
+        });
+    }
+    Ok(())
+}
+
+fn use_nonce(ctx: &WriteCtx<'_>, s: &SignedBy) -> Result<()> {
+    ctx.txn
+        .open_table(tables::NONCES)?
+        .insert((s.signer, s.nonce), ctx.now_ms)?;
+    Ok(())
+}
+
+fn put_blob(ctx: &mut WriteCtx<'_>, hash: &Hash, bytes: &[u8], content_type: &str) -> Result<()> {
+    {
+        let t = ctx.txn.open_table(tables::BLOBS)?;
+        if t.get(hash)?.is_some() {
+            return Ok(());
+        }
+    }
+    let chunks = bytes.len().div_ceil(BLOB_CHUNK).max(1) as u32;
+    {
+        let mut c = ctx.txn.open_table(tables::BLOB_CHUNKS)?;
+        for (i, chunk) in bytes.chunks(BLOB_CHUNK).enumerate() {
+            c.insert((*hash, i as u32), chunk)?;
+        }
+    }
+    let meta_rec = BlobMeta {
+        size: bytes.len() as u64,
+        content_type: content_type.to_string(),
+        chunks,
+        created_at: ctx.now_ms,
+    };
+    ctx.txn
+        .open_table(tables::BLOBS)?
+        .insert(hash, encode(&meta_rec).as_slice())?;
+    ctx.add(meta::BLOBS, 1)?;
+    ctx.add(meta::BLOB_BYTES, bytes.len() as u64)
+}
+
+/// Merkle root and row count of version `v` of a datanet, read inside the write.
+fn version_root(ctx: &WriteCtx<'_>, datanet: u64, v: u64) -> Result<(Hash, u64)> {
+    let m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+    let mut hashes = Vec::new();
+    for e in m.range((datanet, 0)..=(datanet, u64::MAX))? {
+        let (_, val) = e?;
+        let (added, removed, hash) = val.value();
+        if added <= v && v < removed {
+            hashes.push(hash);
+        }
+    }
+    let n = hashes.len() as u64;
+    Ok((merkle::root(hashes), n))
+}
+
+/// A consistent read-only view of the store.
+pub struct Snapshot {
+    txn: ReadTransaction,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Snapshot")
+    }
+}
+
+/// Totals over the whole store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datanets.
+    pub datanets: u64,
+    /// Contributions.
+    pub contributions: u64,
+    /// Rows (pending and accepted).
+    pub rows: u64,
+    /// Versions over all datanets.
+    pub versions: u64,
+    /// Distinct blobs.
+    pub blobs: u64,
+    /// Bytes in distinct blobs.
+    pub blob_bytes: u64,
+    /// Last change sequence number.
+    pub seq: u64,
+}
+
+/// Filter for listing contributions.
+#[derive(Debug, Clone, Default)]
+pub struct ContributionFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this contributor.
+    pub contributor: Option<Address>,
+}
+
+/// The difference between two versions of a datanet.
+#[derive(Debug, Clone)]
+pub struct Diff {
+    /// Rows in `to` and not in `from` (this page).
+    pub added: Vec<(Row, Membership)>,
+    /// Rows in `from` and not in `to` (this page).
+    pub removed: Vec<(Row, Membership)>,
+    /// All rows added.
+    pub added_count: u64,
+    /// All rows removed.
+    pub removed_count: u64,
+    /// Row id to continue after, when the page is full.
+    pub next_cursor: Option<u64>,
+}
+
+impl Snapshot {
+    fn meta(&self, key: &str) -> Result<u64> {
+        let t = self.txn.open_table(tables::META)?;
+        Ok(t.get(key)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Totals.
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(Stats {
+            datanets: self.meta(meta::NEXT_DATANET)?.saturating_sub(1),
+            contributions: self.meta(meta::NEXT_CONTRIBUTION)?.saturating_sub(1),
+            rows: self.meta(meta::NEXT_ROW)?.saturating_sub(1),
+            versions: self.meta(meta::VERSIONS)?,
+            blobs: self.meta(meta::BLOBS)?,
+            blob_bytes: self.meta(meta::BLOB_BYTES)?,
+            seq: self.meta(meta::SEQ)?,
+        })
+    }
+
+    /// Schema version stamped in the database.
+    pub fn schema_version(&self) -> Result<u64> {
+        self.meta(meta::SCHEMA_VERSION)
+    }
+
+    /// Datanet by slug.
+    pub fn datanet(&self, slug: &str) -> Result<Datanet> {
+        let id = self
+            .txn
+            .open_table(tables::DATANET_SLUGS)?
+            .get(slug)?
+            .map(|v| v.value())
+            .ok_or_else(|| Error::not_found("datanet", slug))?;
+        self.datanet_by_id(id)
+    }
+
+    /// Datanet by id.
+    pub fn datanet_by_id(&self, id: u64) -> Result<Datanet> {
+        let t = self.txn.open_table(tables::DATANETS)?;
+        let v = t.get(id)?.ok_or_else(|| Error::not_found("datanet", id))?;
+        decode(v.value())
+    }
+
+    /// Datanets with id greater than `after`, at most `limit`, filtered.
+    pub fn datanets(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: impl Fn(&Datanet) -> bool,
+    ) -> Result<Vec<Datanet>> {
+        let t = self.txn.open_table(tables::DATANETS)?;
+        let mut out = Vec::new();
+        for e in t.range(after.saturating_add(1)..)? {
+            let (_, v) = e?;
+            let d: Datanet = decode(v.value())?;
+            if filter(&d) {
+                out.push(d);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The edit history of a datanet, oldest first.
+    pub fn edits(&self, datanet: u64) -> Result<Vec<Edit>> {
+        let t = self.txn.open_table(tables::EDITS)?;
+        let mut out = Vec::new();
+        for e in t.range((datanet, 0)..=(datanet, u64::MAX))? {
+            out.push(decode(e?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// All versions of a datanet, newest first.
+    pub fn versions(&self, datanet: u64) -> Result<Vec<Version>> {
+        let t = self.txn.open_table(tables::VERSIONS)?;
+        let mut out = Vec::new();
+        for e in t.range((datanet, 0)..=(datanet, u64::MAX))?.rev() {
+            out.push(decode(e?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// One version.
+    pub fn version(&self, datanet: u64, number: u64) -> Result<Version> {
+        let t = self.txn.open_table(tables::VERSIONS)?;
+        let v = t
+            .get((datanet, number))?
+            .ok_or_else(|| Error::not_found("version", number))?;
+        decode(v.value())
+    }
+
+    /// Row by id.
+    pub fn row(&self, id: u64) -> Result<Row> {
+        let t = self.txn.open_table(tables::ROWS)?;
+        let v = t.get(id)?.ok_or_else(|| Error::not_found("row", id))?;
+        decode(v.value())
+    }
+
+    /// Where a row stands in its datanet's versions (`None` while not accepted).
+    pub fn membership(&self, datanet: u64, row: u64) -> Result<Option<Membership>> {
+        let t = self.txn.open_table(tables::MEMBERSHIP)?;
+        Ok(t.get((datanet, row))?.map(|g| {
+            let (a, r, _) = g.value();
+            Membership {
+                added_in: a,
+                removed_in: (r != u64::MAX).then_some(r),
+            }
+        }))
+    }
+
+    /// Rows of `version` with id greater than `after`, in id order, at most `limit`.
+    /// Returns the page and the cursor to continue from when there may be more.
+    pub fn version_rows(
+        &self,
+        datanet: u64,
+        version: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(Row, Membership)>, Option<u64>)> {
+        let m = self.txn.open_table(tables::MEMBERSHIP)?;
+        let rows = self.txn.open_table(tables::ROWS)?;
+        let mut out: Vec<(Row, Membership)> = Vec::with_capacity(limit.min(4096));
+        for e in m.range((datanet, after.saturating_add(1))..=(datanet, u64::MAX))? {
+            let (k, v) = e?;
+            let (added, removed, _) = v.value();
+            if !(added <= version && version < removed) {
+                continue;
+            }
+            if out.len() == limit {
+                let last = out[out.len() - 1].0.id;
+                return Ok((out, Some(last)));
+            }
+            let id = k.value().1;
+            let row: Row = match rows.get(id)? {
+                Some(g) => decode(g.value())?,
+                None => return Err(Error::Internal(format!("member row {id} is missing"))),
+            };
+            out.push((
+                row,
+                Membership {
+                    added_in: added,
+                    removed_in: (removed != u64::MAX).then_some(removed),
+                },
+            ));
+        }
+        Ok((out, None))
+    }
+
+    /// Rows of a contribution with id greater than `after`.
+    pub fn contribution_rows(
+        &self,
+        c: &Contribution,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(Row, Option<Membership>)>, Option<u64>)> {
+        let rows = self.txn.open_table(tables::ROWS)?;
+        let start = c.first_row.max(after.saturating_add(1));
+        let end = c.first_row + c.row_count;
+        let mut out = Vec::new();
+        for e in rows.range(start..end)? {
+            let (_, v) = e?;
+            let row: Row = decode(v.value())?;
+            let m = self.membership(c.datanet, row.id)?;
+            out.push((row, m));
+            if out.len() == limit {
+                let last = out[out.len() - 1].0.id;
+                return Ok((out, (last + 1 < end).then_some(last)));
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// Rows in `to` but not `from` and the other way round, by row id after `after`.
+    pub fn diff(&self, datanet: u64, from: u64, to: u64, after: u64, limit: usize) -> Result<Diff> {
+        let m = self.txn.open_table(tables::MEMBERSHIP)?;
+        let rows = self.txn.open_table(tables::ROWS)?;
+        let mut d = Diff {
+            added: vec![],
+            removed: vec![],
+            added_count: 0,
+            removed_count: 0,
+            next_cursor: None,
+        };
+        for e in m.range((datanet, 0)..=(datanet, u64::MAX))? {
+            let (k, v) = e?;
+            let (added, removed, _) = v.value();
+            let mem = Membership {
+                added_in: added,
+                removed_in: (removed != u64::MAX).then_some(removed),
+            };
+            let (in_from, in_to) = (mem.in_version(from), mem.in_version(to));
+            if in_from == in_to {
+                continue;
+            }
+            if in_to {
+                d.added_count += 1;
+            } else {
+                d.removed_count += 1;
+            }
+            let id = k.value().1;
+            if id <= after || d.next_cursor.is_some() {
+                continue;
+            }
+            if d.added.len() + d.removed.len() == limit {
+                d.next_cursor = d
+                    .added
+                    .iter()
+                    .chain(d.removed.iter())
+                    .map(|(r, _)| r.id)
+                    .max();
+                continue;
+            }
+            let row: Row = match rows.get(id)? {
+                Some(g) => decode(g.value())?,
+                None => return Err(Error::Internal(format!("member row {id} is missing"))),
+            };
+            if in_to {
+                d.added.push((row, mem));
+            } else {
+                d.removed.push((row, mem));
+            }
+        }
+        Ok(d)
+    }
+
+    /// Contribution by id.
+    pub fn contribution(&self, id: u64) -> Result<Contribution> {
+        let t = self.txn.open_table(tables::CONTRIBUTIONS)?;
+        let v = t
+            .get(id)?
+            .ok_or_else(|| Error::not_found("contribution", id))?;
+        decode(v.value())
+    }
+
+    /// Contributions of a datanet with id greater than `after`, filtered, at most `limit`.
+    pub fn contributions(
+        &self,
+        datanet: u64,
+        filter: &ContributionFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Contribution>, Option<u64>)> {
+        let idx = self.txn.open_table(tables::CONTRIBUTIONS_BY_DATANET)?;
+        let mut out = Vec::new();
+        for e in idx.range((datanet, after.saturating_add(1))..=(datanet, u64::MAX))? {
+            let (k, v) = e?;
+            if let Some(s) = filter.status
+                && s.code() != v.value()
+            {
+                continue;
+            }
+            let c = self.contribution(k.value().1)?;
+            if let Some(a) = filter.contributor
+                && a != c.contributor
+            {
+                continue;
+            }
+            if out.len() == limit {
+                let last = out.last().map(|c: &Contribution| c.id);
+                return Ok((out, last));
+            }
+            out.push(c);
+        }
+        Ok((out, None))
+    }
+
+    /// A contributor's contributions over all datanets, id greater than `after`.
+    pub fn contributions_by(
+        &self,
+        who: &Address,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Contribution>, Option<u64>)> {
+        let idx = self.txn.open_table(tables::CONTRIBUTIONS_BY_CONTRIBUTOR)?;
+        let mut out = Vec::new();
+        for e in idx.range((*who, after.saturating_add(1))..=(*who, u64::MAX))? {
+            let (k, _) = e?;
+            if out.len() == limit {
+                let last = out.last().map(|c: &Contribution| c.id);
+                return Ok((out, last));
+            }
+            out.push(self.contribution(k.value().1)?);
+        }
+        Ok((out, None))
+    }
+
+    /// A contributor's totals.
+    pub fn contributor(&self, who: &Address) -> Result<ContributorStats> {
+        let t = self.txn.open_table(tables::CONTRIBUTORS)?;
+        match t.get(who)? {
+            Some(v) => decode(v.value()),
+            None => Ok(ContributorStats::default()),
+        }
+    }
+
+    /// Blob metadata.
+    pub fn blob_meta(&self, hash: &Hash) -> Result<BlobMeta> {
+        let t = self.txn.open_table(tables::BLOBS)?;
+        let v = t
+            .get(hash)?
+            .ok_or_else(|| Error::not_found("blob", hex::encode(hash)))?;
+        decode(v.value())
+    }
+
+    /// A blob's bytes, checked against its hash.
+    pub fn blob(&self, hash: &Hash) -> Result<(BlobMeta, Vec<u8>)> {
+        let meta_rec = self.blob_meta(hash)?;
+        let t = self.txn.open_table(tables::BLOB_CHUNKS)?;
+        let mut bytes = Vec::with_capacity(meta_rec.size as usize);
+        for e in t.range((*hash, 0)..=(*hash, u32::MAX))? {
+            bytes.extend_from_slice(e?.1.value());
+        }
+        if bytes.len() as u64 != meta_rec.size || blake3::hash(&bytes).as_bytes() != hash {
+            return Err(Error::Corrupt(format!(
+                "blob {} does not match its hash",
+                hex::encode(hash)
+            )));
+        }
+        Ok((meta_rec, bytes))
+    }
+
+    /// Console user by name.
+    pub fn user(&self, username: &str) -> Result<User> {
+        let t = self.txn.open_table(tables::USERS)?;
+        let v = t
+            .get(username)?
+            .ok_or_else(|| Error::not_found("user", username))?;
+        decode(v.value())
+    }
+
+    /// All console users.
+    pub fn users(&self) -> Result<Vec<User>> {
+        let t = self.txn.open_table(tables::USERS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            out.push(decode(e?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Session by token hash, if present and not expired.
+    pub fn session(&self, token_hash: &Hash, now_ms: u64) -> Result<Option<Session>> {
+        let t = self.txn.open_table(tables::SESSIONS)?;
+        match t.get(token_hash)? {
+            Some(v) => {
+                let s: Session = decode(v.value())?;
+                Ok((s.expires_at > now_ms).then_some(s))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Change-log entries after `seq`, at most `limit`.
+    pub fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
+        let t = self.txn.open_table(tables::CHANGES)?;
+        let mut out = Vec::new();
+        for e in t.range(seq.saturating_add(1)..)? {
+            out.push(decode(e?.1.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of rows stored (pending included).
+    pub fn row_table_len(&self) -> Result<u64> {
+        Ok(self.txn.open_table(tables::ROWS)?.len()?)
+    }
+}
+
+/// What [`Store::verify`] found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Contributions checked.
+    pub contributions: u64,
+    /// Rows checked.
+    pub rows: u64,
+    /// Blobs checked against their hashes.
+    pub blobs: u64,
+    /// Every inconsistency, in words.
+    pub problems: Vec<String>,
+}
+
+impl Store {
+    /// Check that every contribution has all its rows and its blob, every blob matches its
+    /// hash, and the counters agree with the tables.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let snap = self.snapshot()?;
+        let mut rep = VerifyReport::default();
+        let contributions = snap.txn.open_table(tables::CONTRIBUTIONS)?;
+        let rows = snap.txn.open_table(tables::ROWS)?;
+        for e in contributions.iter()? {
+            let (_, v) = e?;
+            let c: Contribution = decode(v.value())?;
+            rep.contributions += 1;
+            for id in c.first_row..c.first_row + c.row_count {
+                match rows.get(id)? {
+                    Some(r) => {
+                        let r: Row = decode(r.value())?;
+                        if r.contribution != c.id || blake3::hash(r.text.as_bytes()).as_bytes() != &r.hash {
+                            rep.problems.push(format!("row {id} does not belong to contribution {} or does not match its hash", c.id));
+                        }
+                        rep.rows += 1;
+                    }
+                    None => rep
+                        .problems
+                        .push(format!("contribution {} lacks row {id}", c.id)),
+                }
+            }
+            if let Err(e) = snap.blob_meta(&c.file_hash) {
+                rep.problems
+                    .push(format!("contribution {} lacks its blob: {e}", c.id));
+            }
+        }
+        let blobs = snap.txn.open_table(tables::BLOBS)?;
+        for e in blobs.iter()? {
+            let (k, _) = e?;
+            rep.blobs += 1;
+            if let Err(e) = snap.blob(&k.value()) {
+                rep.problems.push(e.to_string());
+            }
+        }
+        let stats = snap.stats()?;
+        if stats.contributions != rep.contributions {
+            rep.problems.push(format!(
+                "counter says {} contributions, table has {}",
+                stats.contributions, rep.contributions
+            ));
+        }
+        if stats.rows != rows.len()? {
+            rep.problems.push(format!(
+                "counter says {} rows, table has {}",
+                stats.rows,
+                rows.len()?
+            ));
+        }
+        Ok(rep)
+    }
+}

@@ -1,0 +1,128 @@
+//! Project automation. `cargo xtask test` is the one command that runs every test: it installs
+//! what the end-to-end tests need when it is missing (Chromium from Debian, the npm clients),
+//! checks formatting and lints, then runs the whole suite with the end-to-end tests required
+//! (they fail instead of skipping when a tool is missing).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd} >/dev/null 2>&1"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let st = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {st}"))
+    }
+}
+
+fn sudo() -> Vec<&'static str> {
+    // Root on CI and the dev machines; sudo elsewhere.
+    let uid = Command::new("id").arg("-u").output().ok();
+    match uid {
+        Some(o) if String::from_utf8_lossy(&o.stdout).trim() == "0" => vec![],
+        _ => vec!["sudo"],
+    }
+}
+
+fn apt_install(pkgs: &[&str]) -> Result<(), String> {
+    let s = sudo();
+    let mut update = Command::new(s.first().copied().unwrap_or("apt-get"));
+    if !s.is_empty() {
+        update.arg("apt-get");
+    }
+    update.args(["update", "-q"]);
+    run(&mut update)?;
+    let mut install = Command::new(s.first().copied().unwrap_or("apt-get"));
+    if !s.is_empty() {
+        install.arg("apt-get");
+    }
+    install
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(pkgs)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install)
+}
+
+/// Install what the end-to-end tests drive: Chromium and the npm packages of tests/browser.
+fn prepare() -> Result<(), String> {
+    let root = root();
+    if !Path::new("/usr/bin/chromium").exists() {
+        apt_install(&["chromium", "chromium-driver", "fonts-dejavu-core"])?;
+    }
+    if !have("node") || !have("npm") {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let browser = root.join("tests/browser");
+    if browser.join("package.json").exists()
+        && !browser.join("node_modules/playwright-core").exists()
+    {
+        let mut npm = Command::new("npm");
+        npm.current_dir(&browser).args(["ci", "--no-audit", "--no-fund"]);
+        run(&mut npm)?;
+    }
+    Ok(())
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    let root = root();
+    let lint = !args.iter().any(|a| a == "--no-lint");
+    prepare()?;
+    if lint {
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .args(["fmt", "--all", "--", "--check"]))?;
+        run(Command::new("cargo").current_dir(&root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    let browser = root.join("tests/browser");
+    if browser.join("package.json").exists() {
+        run(Command::new("node")
+            .current_dir(&browser)
+            .args(["--test", "--test-reporter=spec"]))?;
+    }
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["test", "--workspace"])
+        .env("COMMONS_E2E_REQUIRED", "1"))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("prepare") => prepare(),
+        _ => Err("usage: cargo xtask test [--no-lint] | cargo xtask prepare".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
