@@ -175,8 +175,7 @@ pub fn recover(hash: &B256, signature: &[u8]) -> Result<Address, AuthError> {
             signature.len()
         )));
     }
-    let sig = Signature::try_from(signature)
-        .map_err(|e| AuthError::BadSignature(e.to_string()))?;
+    let sig = Signature::try_from(signature).map_err(|e| AuthError::BadSignature(e.to_string()))?;
     sig.recover_address_from_prehash(hash)
         .map_err(|e| AuthError::BadSignature(e.to_string()))
 }

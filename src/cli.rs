@@ -26,16 +26,31 @@ pub struct Cli {
 #[derive(Debug, Args)]
 struct Global {
     /// The node to talk to
-    #[arg(long, global = true, env = "COMMONS_NODE", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "COMMONS_NODE",
+        default_value = "http://127.0.0.1:8080"
+    )]
     node: String,
     /// Sign as: dev0…dev9, a hex private key, or an Ethereum keystore file
     #[arg(long, global = true, env = "COMMONS_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Password of a keystore --key
-    #[arg(long, global = true, env = "COMMONS_KEY_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "COMMONS_KEY_PASSWORD",
+        hide_env_values = true
+    )]
     key_password: Option<String>,
     /// Admin token (default: read DATA_DIR/admin.token)
-    #[arg(long, global = true, env = "COMMONS_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "COMMONS_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     admin_token: Option<String>,
     /// Data directory
     #[arg(long, global = true, env = "COMMONS_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
@@ -315,7 +330,11 @@ async fn serve(g: &Global, o: Overrides, print_config: bool) -> anyhow::Result<(
         println!(
             "Commons {}{} is running",
             env!("CARGO_PKG_VERSION"),
-            if dev { " (dev mode: never hold real value)" } else { "" }
+            if dev {
+                " (dev mode: never hold real value)"
+            } else {
+                ""
+            }
         );
         println!("  console      {url}/");
         println!("  REST API     {url}/api/v1   (OpenAPI: {url}/api/v1/openapi.json)");
@@ -375,7 +394,10 @@ fn dev_keys(as_json: bool) -> anyhow::Result<()> {
             json!({"mnemonic": auth::DEV_MNEMONIC, "path": "m/44'/60'/0'/0/i", "accounts": keys})
         );
     } else {
-        println!("Development accounts (mnemonic \"{}\", m/44'/60'/0'/0/i).", auth::DEV_MNEMONIC);
+        println!(
+            "Development accounts (mnemonic \"{}\", m/44'/60'/0'/0/i).",
+            auth::DEV_MNEMONIC
+        );
         println!("Everyone knows these keys: never send them real value.\n");
         for k in &keys {
             println!(
@@ -394,8 +416,12 @@ fn check(g: &Global) -> anyhow::Result<()> {
     if !path.exists() {
         bail!("no database at {}", path.display());
     }
-    let mut db = redb::Database::open(&path)
-        .with_context(|| format!("cannot open {} (is the node still running?)", path.display()))?;
+    let mut db = redb::Database::open(&path).with_context(|| {
+        format!(
+            "cannot open {} (is the node still running?)",
+            path.display()
+        )
+    })?;
     let clean = db.check_integrity().context("integrity check failed")?;
     let store = commons_storage::Store::from_database(db, Default::default())?;
     let report = store.verify()?;
@@ -438,10 +464,11 @@ fn admin_token(g: &Global) -> Option<String> {
 }
 
 fn key(g: &Global) -> anyhow::Result<PrivateKeySigner> {
-    let spec = g
-        .key
-        .as_deref()
-        .ok_or_else(|| anyhow!("this command signs: give --key (dev0…dev9, a hex key or a keystore) or COMMONS_KEY"))?;
+    let spec = g.key.as_deref().ok_or_else(|| {
+        anyhow!(
+            "this command signs: give --key (dev0…dev9, a hex key or a keystore) or COMMONS_KEY"
+        )
+    })?;
     auth::parse_key(spec, g.key_password.as_deref()).map_err(|e| anyhow!(e))
 }
 
@@ -480,7 +507,11 @@ fn print_datanet(d: &Value) {
         s(d, "kind"),
         d["tags"]
             .as_array()
-            .map(|t| t.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+            .map(|t| t
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", "))
             .unwrap_or_default()
     );
     println!(
@@ -513,7 +544,11 @@ fn print_row(r: &Value) {
         r["id"],
         s(r, "contributor"),
         short,
-        if text.chars().count() > 100 { "…" } else { "" }
+        if text.chars().count() > 100 {
+            "…"
+        } else {
+            ""
+        }
     );
 }
 
@@ -547,7 +582,11 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
                 let st = &v["stats"];
                 println!(
                     "  totals       {} datanets, {} contributions, {} rows, {} versions, {} blob bytes",
-                    st["datanets"], st["contributions"], st["rows"], st["versions"], st["blob_bytes"]
+                    st["datanets"],
+                    st["contributions"],
+                    st["rows"],
+                    st["versions"],
+                    st["blob_bytes"]
                 );
             });
         }
@@ -588,7 +627,9 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
             });
         }
         Command::Blob { hash, output } => {
-            let bytes = c.get_bytes(&format!("/api/v1/blobs/{}", enc(&hash))).await?;
+            let bytes = c
+                .get_bytes(&format!("/api/v1/blobs/{}", enc(&hash)))
+                .await?;
             match output {
                 Some(p) => std::fs::write(&p, &bytes)
                     .with_context(|| format!("cannot write {}", p.display()))?,
@@ -599,7 +640,9 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Contributor { address } => {
-            let v = c.get(&format!("/api/v1/contributors/{}", enc(&address))).await?;
+            let v = c
+                .get(&format!("/api/v1/contributors/{}", enc(&address)))
+                .await?;
             print(g, &v, |v| {
                 println!(
                     "{}: {} contributions ({} accepted, {} rejected, {} pending), {} rows, {} bytes",
@@ -643,7 +686,17 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             };
             let domain = c.domain().await?;
             let v = c
-                .create_datanet(&domain, &key, &slug, &name, &summary, &description, &tags, &kind, private)
+                .create_datanet(
+                    &domain,
+                    &key,
+                    &slug,
+                    &name,
+                    &summary,
+                    &description,
+                    &tags,
+                    &kind,
+                    private,
+                )
                 .await?;
             print(g, &v, |v| {
                 println!("created datanet");
@@ -711,7 +764,9 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             if let Some(t) = tag {
                 q.push(format!("tag={}", enc(&t)));
             }
-            let v = c.get(&format!("/api/v1/datanets?limit=1000&{}", q.join("&"))).await?;
+            let v = c
+                .get(&format!("/api/v1/datanets?limit=1000&{}", q.join("&")))
+                .await?;
             print(g, &v, |v| {
                 let items = v["items"].as_array().cloned().unwrap_or_default();
                 if items.is_empty() {
@@ -727,7 +782,9 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             print(g, &v, print_datanet);
         }
         DatanetCmd::Versions { slug } => {
-            let v = c.get(&format!("/api/v1/datanets/{}/versions", enc(&slug))).await?;
+            let v = c
+                .get(&format!("/api/v1/datanets/{}/versions", enc(&slug)))
+                .await?;
             print(g, &v, |v| {
                 for it in v["items"].as_array().into_iter().flatten() {
                     print_version(it);
@@ -772,7 +829,10 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
         }
         DatanetCmd::Diff { slug, a, b } => {
             let v = c
-                .get(&format!("/api/v1/datanets/{}/diff?from={a}&to={b}&limit=1000", enc(&slug)))
+                .get(&format!(
+                    "/api/v1/datanets/{}/diff?from={a}&to={b}&limit=1000",
+                    enc(&slug)
+                ))
                 .await?;
             print(g, &v, |v| {
                 println!(
@@ -806,7 +866,11 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             let tags = tags.unwrap_or_else(|| {
                 cur["tags"]
                     .as_array()
-                    .map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .map(|t| {
+                        t.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default()
             });
             let domain = c.domain().await?;
@@ -879,7 +943,10 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             let key = key(g)?;
             let parse = |v: &[String]| -> anyhow::Result<Vec<Address>> {
                 v.iter()
-                    .map(|a| a.parse::<Address>().map_err(|_| anyhow!("'{a}' is not an address")))
+                    .map(|a| {
+                        a.parse::<Address>()
+                            .map_err(|_| anyhow!("'{a}' is not an address"))
+                    })
                     .collect()
             };
             let (rv, ct) = (parse(&reviewers)?, parse(&contributors)?);

@@ -148,7 +148,12 @@ impl Client {
     }
 
     /// Send a JSON body with `method`.
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
         let r = self
             .with_admin(self.http.request(method, self.url(path)))
             .json(body)
@@ -238,7 +243,10 @@ impl Client {
     }
 
     /// Create a datanet, signed by `key`.
-    #[allow(clippy::too_many_arguments, reason = "mirrors the signed CreateDatanet fields")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the signed CreateDatanet fields"
+    )]
     pub async fn create_datanet(
         &self,
         domain: &Eip712Domain,

@@ -125,7 +125,9 @@ impl Config {
     pub fn defaults(data_dir: PathBuf) -> Self {
         Config {
             data_dir,
-            http: DEFAULT_HTTP.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
+            http: DEFAULT_HTTP
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
             dev: false,
             chain_id: DEFAULT_CHAIN_ID,
             limits: LimitsConfig::default(),
@@ -175,7 +177,9 @@ impl Config {
         l.daily_files_per_contributor = o
             .daily_files_per_contributor
             .unwrap_or(l.daily_files_per_contributor);
-        l.daily_bytes_per_datanet = o.daily_bytes_per_datanet.unwrap_or(l.daily_bytes_per_datanet);
+        l.daily_bytes_per_datanet = o
+            .daily_bytes_per_datanet
+            .unwrap_or(l.daily_bytes_per_datanet);
         Ok(c)
     }
 

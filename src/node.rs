@@ -110,7 +110,8 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 fn load_or_create_identity(dir: &Path) -> anyhow::Result<libp2p_identity::Keypair> {
     let path = dir.join("node.key");
     if path.exists() {
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         return libp2p_identity::Keypair::from_protobuf_encoding(&bytes)
             .with_context(|| format!("{} is not a node key", path.display()));
     }
@@ -142,7 +143,11 @@ pub fn open(config: Config, http_addr: SocketAddr) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let (db, before) = commons_migrations::open(&config.db_path())?;
     if before != 0 && before != commons_migrations::CURRENT {
-        tracing::info!(from = before, to = commons_migrations::CURRENT, "upgraded database");
+        tracing::info!(
+            from = before,
+            to = commons_migrations::CURRENT,
+            "upgraded database"
+        );
     }
     let store = Store::from_database(db, config.limits.into())?;
     let identity = load_or_create_identity(&config.data_dir)?;

@@ -25,9 +25,17 @@ pub(crate) fn serve(path: &str) -> Resp {
             r
         }
         None if !p.contains('.') || p.ends_with(".html") => match Assets::get("index.html") {
-            Some(f) => respond(StatusCode::OK, "text/html; charset=utf-8", f.data.into_owned()),
+            Some(f) => respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                f.data.into_owned(),
+            ),
             None => respond(StatusCode::NOT_FOUND, "text/plain", "console not built in"),
         },
-        None => respond(StatusCode::NOT_FOUND, "text/plain", format!("{path} not found")),
+        None => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            format!("{path} not found"),
+        ),
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use commons_storage::model::{Session, User};
@@ -185,7 +185,9 @@ fn session(node: &Node, req: &Req) -> Result<(Session, Vec<u8>), ApiError> {
         .store
         .snapshot()?
         .session(blake3::hash(&token).as_bytes(), commons_storage::now_ms())?
-        .ok_or_else(|| ApiError::unauthorized("the session expired or does not exist; sign in again"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("the session expired or does not exist; sign in again")
+        })?;
     Ok((s, token))
 }
 
@@ -196,7 +198,11 @@ pub(super) async fn logout(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
         .ok_or_else(|| ApiError::unauthorized("no session"))?;
     let n = node.clone();
     blocking(move || Ok(n.store.delete_session(*blake3::hash(&token).as_bytes())?)).await?;
-    Ok(super::respond(StatusCode::NO_CONTENT, "application/json", ""))
+    Ok(super::respond(
+        StatusCode::NO_CONTENT,
+        "application/json",
+        "",
+    ))
 }
 
 pub(super) async fn me(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {

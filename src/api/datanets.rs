@@ -109,7 +109,9 @@ pub(super) async fn list(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> 
     let more = items.len() > lim;
     let items: Vec<_> = items.iter().take(lim).collect();
     ok(&Page {
-        next_cursor: more.then(|| items.last().map(|d| d.id.to_string())).flatten(),
+        next_cursor: more
+            .then(|| items.last().map(|d| d.id.to_string()))
+            .flatten(),
         items: items.into_iter().map(DatanetJson::from).collect(),
     })
 }
@@ -144,7 +146,9 @@ fn clean_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
             continue;
         }
         if t.len() > 64 {
-            return Err(ApiError::bad_request(format!("tag '{t}' is longer than 64 characters")));
+            return Err(ApiError::bad_request(format!(
+                "tag '{t}' is longer than 64 characters"
+            )));
         }
         if !out.contains(&t) {
             out.push(t);
@@ -159,8 +163,9 @@ fn clean_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
 pub(super) async fn create(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiError> {
     let b: CreateBody = req.json().await?;
     let a = b.auth.parse()?;
-    let kind = DataKind::parse(&b.kind)
-        .ok_or_else(|| ApiError::bad_request(format!("kind '{}' is not text, image or audio", b.kind)))?;
+    let kind = DataKind::parse(&b.kind).ok_or_else(|| {
+        ApiError::bad_request(format!("kind '{}' is not text, image or audio", b.kind))
+    })?;
     if b.name.trim().is_empty() {
         return Err(ApiError::bad_request("name must not be empty"));
     }
@@ -269,7 +274,11 @@ struct RolesBody {
 pub(super) async fn roles(node: &Arc<Node>, slug: &str, req: &mut Req) -> Result<Resp, ApiError> {
     let b: RolesBody = req.json().await?;
     let a = b.auth.parse()?;
-    let reviewers = b.reviewers.iter().map(|s| parse_addr(s)).collect::<Result<Vec<_>, _>>()?;
+    let reviewers = b
+        .reviewers
+        .iter()
+        .map(|s| parse_addr(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let contributors = b
         .contributors
         .iter()
@@ -466,16 +475,17 @@ pub(super) async fn contribute(
     let (n, slug) = (node.clone(), slug.to_string());
     let c = blocking(move || {
         let rows = parse::parse(format, &bytes)?;
-        Ok(n.store.contribute(NewContribution {
-            datanet: slug.clone(),
-            file_name,
-            bytes,
-            file_hash,
-            format,
-            rows,
-            signed,
-        })
-        .map(|c| (slug, c))?)
+        Ok(n.store
+            .contribute(NewContribution {
+                datanet: slug.clone(),
+                file_name,
+                bytes,
+                file_hash,
+                format,
+                rows,
+                signed,
+            })
+            .map(|c| (slug, c))?)
     })
     .await?;
     metrics::counter!("commons_contributions_total").increment(1);
@@ -507,10 +517,20 @@ pub(super) async fn contributions(
     let page = blocking(move || {
         let s = n.store.snapshot()?;
         let d = s.datanet(&slug)?;
-        let (items, next) =
-            s.contributions(d.id, &ContributionFilter { status, contributor }, after, lim)?;
+        let (items, next) = s.contributions(
+            d.id,
+            &ContributionFilter {
+                status,
+                contributor,
+            },
+            after,
+            lim,
+        )?;
         Ok(Page {
-            items: items.iter().map(|c| ContributionJson::new(&slug, c)).collect(),
+            items: items
+                .iter()
+                .map(|c| ContributionJson::new(&slug, c))
+                .collect(),
             next_cursor: next.map(|c| c.to_string()),
         })
     })
@@ -669,8 +689,8 @@ pub(super) async fn contributor(node: &Arc<Node>, a: &str, req: &Req) -> Result<
         let mut slugs = std::collections::HashMap::new();
         let mut conv = Vec::with_capacity(items.len());
         for c in &items {
-            if !slugs.contains_key(&c.datanet) {
-                slugs.insert(c.datanet, s.datanet_by_id(c.datanet)?.slug);
+            if let std::collections::hash_map::Entry::Vacant(e) = slugs.entry(c.datanet) {
+                e.insert(s.datanet_by_id(c.datanet)?.slug);
             }
             conv.push(ContributionJson::new(&slugs[&c.datanet], c));
         }

@@ -50,7 +50,9 @@ impl Req {
         match self.q(name) {
             None | Some("") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("query parameter '{name}' has an invalid value '{v}'"))
+                ApiError::bad_request(format!(
+                    "query parameter '{name}' has an invalid value '{v}'"
+                ))
             }),
         }
     }
@@ -127,11 +129,7 @@ pub fn routes(
         .map(move || node.clone())
         .and(warp::method())
         .and(warp::path::full())
-        .and(
-            warp::query::raw()
-                .or(warp::any().map(String::new))
-                .unify(),
-        )
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream().map(boxed_body))
         .then(
@@ -223,7 +221,11 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         .path
         .trim_matches('/')
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = req.method.clone();

@@ -240,9 +240,9 @@ pub(crate) fn parse_signature(s: &str) -> Result<Vec<u8>, ApiError> {
 impl AuthJson {
     pub(crate) fn parse(&self) -> Result<Auth, ApiError> {
         Ok(Auth {
-            signer: parse_addr(&self.signer)
-                .map(Address::from)
-                .map_err(|_| ApiError::bad_request(format!("auth.signer '{}' is not an address", self.signer)))?,
+            signer: parse_addr(&self.signer).map(Address::from).map_err(|_| {
+                ApiError::bad_request(format!("auth.signer '{}' is not an address", self.signer))
+            })?,
             nonce: self.nonce.to_u256("auth.nonce")?,
             deadline: self.deadline,
             signature: parse_signature(&self.signature)?,

@@ -34,7 +34,9 @@ pub enum Error {
     #[error("a datanet with slug '{0}' exists already")]
     SlugTaken(String),
     /// The slug does not match `[a-z0-9][a-z0-9-]{1,62}`.
-    #[error("slug '{0}' is invalid: use 2-63 characters a-z, 0-9 and '-', starting with a letter or digit")]
+    #[error(
+        "slug '{0}' is invalid: use 2-63 characters a-z, 0-9 and '-', starting with a letter or digit"
+    )]
     InvalidSlug(String),
     /// The request is well-formed but not allowed for this actor.
     #[error("{0}")]

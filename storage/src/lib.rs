@@ -18,7 +18,6 @@
 pub mod error;
 pub mod merkle;
 pub mod model;
-#[path = "parse_stub.rs"]
 pub mod parse;
 mod store;
 pub mod tables;
@@ -27,7 +26,8 @@ mod writer;
 pub use error::{Error, Result};
 pub use store::{
     ContributionFilter, Diff, EditRequest, Limits, NewContribution, NewDatanet, ReviewOutcome,
-    ReviewRequest, RolesRequest, Snapshot, Stats, Store, TakeDownRequest, VerifyReport, valid_slug,
+    ReviewRequest, RolesRequest, RowPage, Snapshot, Stats, Store, TakeDownRequest, VerifyReport,
+    valid_slug,
 };
 pub use writer::WriteCtx;
 

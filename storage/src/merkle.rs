@@ -66,7 +66,11 @@ pub fn proof(leaves: &[Hash], index: usize) -> Option<Vec<(Hash, bool)>> {
 pub fn verify(root: &Hash, leaf: &Hash, path: &[(Hash, bool)]) -> bool {
     let mut acc = *leaf;
     for (sibling, left) in path {
-        acc = if *left { node(sibling, &acc) } else { node(&acc, sibling) };
+        acc = if *left {
+            node(sibling, &acc)
+        } else {
+            node(&acc, sibling)
+        };
     }
     &acc == root
 }
@@ -76,7 +80,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n as u64).map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes()).collect()
+        (0..n as u64)
+            .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+            .collect()
     }
 
     #[test]

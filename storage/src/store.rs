@@ -49,7 +49,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("limits", &self.limits).finish()
+        f.debug_struct("Store")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -383,8 +385,14 @@ impl Store {
             let dkey = format!("d:{}", dn.id);
             let (c_bytes, c_files, d_bytes) = {
                 let q = ctx.txn.open_table(tables::QUOTAS)?;
-                let c = q.get((ckey.as_str(), day))?.map(|v| v.value()).unwrap_or((0, 0));
-                let d = q.get((dkey.as_str(), day))?.map(|v| v.value()).unwrap_or((0, 0));
+                let c = q
+                    .get((ckey.as_str(), day))?
+                    .map(|v| v.value())
+                    .unwrap_or((0, 0));
+                let d = q
+                    .get((dkey.as_str(), day))?
+                    .map(|v| v.value())
+                    .unwrap_or((0, 0));
                 (c.0, c.1, d.0)
             };
             if c_files + 1 > limits.daily_files_per_contributor {
@@ -484,7 +492,9 @@ impl Store {
     /// Accept (into a new version) or reject pending contributions.
     pub fn review(&self, r: ReviewRequest) -> Result<ReviewOutcome> {
         if r.contributions.is_empty() {
-            return Err(Error::Invalid("name at least one contribution to review".into()));
+            return Err(Error::Invalid(
+                "name at least one contribution to review".into(),
+            ));
         }
         self.write(move |ctx| {
             let mut dn = datanet_by_slug_w(ctx, &r.datanet)?;
@@ -704,7 +714,11 @@ impl Store {
             let mut t = ctx.txn.open_table(tables::SESSIONS)?;
             t.remove(token_hash)?;
             let now = ctx.now_ms;
-            t.retain(|_, v| decode::<Session>(v).map(|s| s.expires_at > now).unwrap_or(false))?;
+            t.retain(|_, v| {
+                decode::<Session>(v)
+                    .map(|s| s.expires_at > now)
+                    .unwrap_or(false)
+            })?;
             Ok(())
         })
     }
@@ -823,6 +837,10 @@ fn version_root(ctx: &WriteCtx<'_>, datanet: u64, v: u64) -> Result<(Hash, u64)>
     let n = hashes.len() as u64;
     Ok((merkle::root(hashes), n))
 }
+
+/// A page of rows with their membership, and the row id to continue after when there may be
+/// more.
+pub type RowPage<M> = (Vec<(Row, M)>, Option<u64>);
 
 /// A consistent read-only view of the store.
 pub struct Snapshot {
@@ -998,7 +1016,7 @@ impl Snapshot {
         version: u64,
         after: u64,
         limit: usize,
-    ) -> Result<(Vec<(Row, Membership)>, Option<u64>)> {
+    ) -> Result<RowPage<Membership>> {
         let m = self.txn.open_table(tables::MEMBERSHIP)?;
         let rows = self.txn.open_table(tables::ROWS)?;
         let mut out: Vec<(Row, Membership)> = Vec::with_capacity(limit.min(4096));
@@ -1034,7 +1052,7 @@ impl Snapshot {
         c: &Contribution,
         after: u64,
         limit: usize,
-    ) -> Result<(Vec<(Row, Option<Membership>)>, Option<u64>)> {
+    ) -> Result<RowPage<Option<Membership>>> {
         let rows = self.txn.open_table(tables::ROWS)?;
         let start = c.first_row.max(after.saturating_add(1));
         let end = c.first_row + c.row_count;
@@ -1280,7 +1298,9 @@ impl Store {
                 match rows.get(id)? {
                     Some(r) => {
                         let r: Row = decode(r.value())?;
-                        if r.contribution != c.id || blake3::hash(r.text.as_bytes()).as_bytes() != &r.hash {
+                        if r.contribution != c.id
+                            || blake3::hash(r.text.as_bytes()).as_bytes() != &r.hash
+                        {
                             rep.problems.push(format!("row {id} does not belong to contribution {} or does not match its hash", c.id));
                         }
                         rep.rows += 1;
@@ -1318,5 +1338,337 @@ impl Store {
             ));
         }
         Ok(rep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn signed(n: u64) -> SignedBy {
+        let mut nonce = [0u8; 32];
+        nonce[24..].copy_from_slice(&n.to_be_bytes());
+        SignedBy {
+            signer: [1; 20],
+            nonce,
+            deadline: u64::MAX,
+            signature: vec![0; 65],
+        }
+    }
+
+    fn signed_by(who: u8, n: u64) -> SignedBy {
+        SignedBy {
+            signer: [who; 20],
+            ..signed(n)
+        }
+    }
+
+    fn store(limits: Limits) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::create_fresh(&dir.path().join("t.redb"), limits).expect("store");
+        (dir, s)
+    }
+
+    fn datanet(s: &Store, slug: &str, n: u64) -> Datanet {
+        s.create_datanet(NewDatanet {
+            slug: slug.into(),
+            name: slug.into(),
+            summary: String::new(),
+            description: String::new(),
+            tags: vec![],
+            kind: DataKind::Text,
+            private: false,
+            signed: signed(n),
+        })
+        .expect("create")
+    }
+
+    fn contribution(slug: &str, rows: &[String], n: u64) -> NewContribution {
+        let bytes = rows.join("\n\n").into_bytes();
+        NewContribution {
+            datanet: slug.into(),
+            file_name: "f.txt".into(),
+            file_hash: *blake3::hash(&bytes).as_bytes(),
+            bytes,
+            format: Format::Txt,
+            rows: rows.to_vec(),
+            signed: signed_by(2, n),
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Random contributions, reviews and take-downs against a model: every version, read at
+    /// any later time, holds exactly the rows the model says, and its root commits to them.
+    #[test]
+    fn versions_read_the_same_forever() {
+        let (_d, s) = store(Limits {
+            daily_files_per_contributor: u64::MAX,
+            daily_bytes_per_contributor: u64::MAX,
+            daily_bytes_per_datanet: u64::MAX,
+            ..Limits::default()
+        });
+        let dn = datanet(&s, "model", 1);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut nonce = 10;
+        // model: version -> ordered row ids -> text
+        let mut versions: BTreeMap<u64, BTreeMap<u64, String>> = BTreeMap::new();
+        let mut current: BTreeMap<u64, String> = BTreeMap::new();
+        let mut pending: Vec<(u64, Vec<(u64, String)>)> = vec![];
+        for step in 0..300 {
+            nonce += 1;
+            match rng.next() % 4 {
+                0 | 1 => {
+                    let n = 1 + rng.next() % 4;
+                    let rows: Vec<String> = (0..n).map(|i| format!("row {step}.{i}")).collect();
+                    let c = s
+                        .contribute(contribution("model", &rows, nonce))
+                        .expect("contribute");
+                    let ids = (c.first_row..c.first_row + c.row_count).zip(rows).collect();
+                    pending.push((c.id, ids));
+                }
+                2 if !pending.is_empty() => {
+                    let take = 1 + (rng.next() as usize % pending.len());
+                    let batch: Vec<_> = pending.drain(..take).collect();
+                    let accept = rng.next() % 3 != 0;
+                    let o = s
+                        .review(ReviewRequest {
+                            datanet: "model".into(),
+                            contributions: batch.iter().map(|b| b.0).collect(),
+                            accept,
+                            reason: None,
+                            signed: signed(nonce),
+                        })
+                        .expect("review");
+                    if accept {
+                        for (_, rows) in batch {
+                            current.extend(rows);
+                        }
+                        let v = o.version.expect("version");
+                        versions.insert(v.number, current.clone());
+                    } else {
+                        assert!(o.version.is_none());
+                    }
+                }
+                3 if !current.is_empty() => {
+                    let ids: Vec<u64> = current.keys().copied().collect();
+                    let pick = ids[rng.next() as usize % ids.len()];
+                    let v = s
+                        .take_down(TakeDownRequest {
+                            datanet: "model".into(),
+                            rows: vec![pick],
+                            reason: "test".into(),
+                            signed: signed(nonce),
+                        })
+                        .expect("take down");
+                    current.remove(&pick);
+                    versions.insert(v.number, current.clone());
+                }
+                _ => {}
+            }
+            if step % 50 == 49 {
+                let snap = s.snapshot().expect("snapshot");
+                for (&number, want) in &versions {
+                    let mut got = BTreeMap::new();
+                    let mut cursor = 0;
+                    loop {
+                        let (page, next) =
+                            snap.version_rows(dn.id, number, cursor, 7).expect("rows");
+                        for (r, m) in page {
+                            assert!(m.in_version(number));
+                            got.insert(r.id, r.text);
+                        }
+                        match next {
+                            Some(c) => cursor = c,
+                            None => break,
+                        }
+                    }
+                    assert_eq!(&got, want, "version {number}");
+                    let v = snap.version(dn.id, number).expect("version");
+                    let hashes = want
+                        .values()
+                        .map(|t| *blake3::hash(t.as_bytes()).as_bytes())
+                        .collect();
+                    assert_eq!(v.root, merkle::root(hashes), "root of version {number}");
+                    assert_eq!(v.row_count, want.len() as u64);
+                }
+                // diffs between consecutive versions match the model
+                let nums: Vec<u64> = versions.keys().copied().collect();
+                for w in nums.windows(2) {
+                    let d = snap.diff(dn.id, w[0], w[1], 0, 10_000).expect("diff");
+                    let (a, b) = (&versions[&w[0]], &versions[&w[1]]);
+                    let added: Vec<u64> =
+                        b.keys().filter(|k| !a.contains_key(k)).copied().collect();
+                    let removed: Vec<u64> =
+                        a.keys().filter(|k| !b.contains_key(k)).copied().collect();
+                    assert_eq!(d.added.iter().map(|r| r.0.id).collect::<Vec<_>>(), added);
+                    assert_eq!(
+                        d.removed.iter().map(|r| r.0.id).collect::<Vec<_>>(),
+                        removed
+                    );
+                }
+            }
+        }
+        assert!(versions.len() > 10, "the walk made too few versions");
+        let rep = s.verify().expect("verify");
+        assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    }
+
+    #[test]
+    fn refusals_leave_no_trace() {
+        let (_d, s) = store(Limits {
+            daily_files_per_contributor: 2,
+            ..Limits::default()
+        });
+        datanet(&s, "qq", 1);
+        let before = s.snapshot().expect("snap").stats().expect("stats");
+        // duplicate slug
+        assert!(matches!(
+            s.create_datanet(NewDatanet {
+                slug: "qq".into(),
+                name: "x".into(),
+                summary: String::new(),
+                description: String::new(),
+                tags: vec![],
+                kind: DataKind::Text,
+                private: false,
+                signed: signed(2),
+            }),
+            Err(Error::SlugTaken(_))
+        ));
+        // reused nonce
+        assert!(matches!(
+            s.create_datanet(NewDatanet {
+                slug: "other".into(),
+                name: "x".into(),
+                summary: String::new(),
+                description: String::new(),
+                tags: vec![],
+                kind: DataKind::Text,
+                private: false,
+                signed: signed(1),
+            }),
+            Err(Error::NonceReused { .. })
+        ));
+        assert_eq!(s.snapshot().expect("snap").stats().expect("stats"), before);
+        s.contribute(contribution("qq", &["a".into()], 10))
+            .expect("1");
+        s.contribute(contribution("qq", &["b".into()], 11))
+            .expect("2");
+        let mid = s.snapshot().expect("snap").stats().expect("stats");
+        match s.contribute(contribution("qq", &["c".into()], 12)) {
+            Err(Error::QuotaExceeded { reset_at_ms, .. }) => assert!(reset_at_ms > crate::now_ms()),
+            other => panic!("expected a quota error, got {other:?}"),
+        }
+        assert_eq!(s.snapshot().expect("snap").stats().expect("stats"), mid);
+        // the quota refusal did not consume the nonce
+        let rej = s
+            .review(ReviewRequest {
+                datanet: "qq".into(),
+                contributions: vec![1],
+                accept: false,
+                reason: Some("no".into()),
+                signed: signed(20),
+            })
+            .expect("reject");
+        assert_eq!(rej.contributions[0].status, Status::Rejected);
+        assert!(matches!(
+            s.review(ReviewRequest {
+                datanet: "qq".into(),
+                contributions: vec![1],
+                accept: true,
+                reason: None,
+                signed: signed(21),
+            }),
+            Err(Error::InvalidState(_))
+        ));
+        assert!(matches!(
+            s.review(ReviewRequest {
+                datanet: "qq".into(),
+                contributions: vec![2],
+                accept: true,
+                reason: None,
+                signed: signed_by(9, 22),
+            }),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            s.contribute(NewContribution {
+                file_hash: [0; 32],
+                ..contribution("qq", &["z".into()], 30)
+            }),
+            Err(Error::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn blobs_are_stored_once_and_checked_on_read() {
+        let (_d, s) = store(Limits::default());
+        datanet(&s, "bb", 1);
+        let big: String = "x".repeat(BLOB_CHUNK + 10);
+        let c1 = s
+            .contribute(contribution("bb", &[big.clone()], 2))
+            .expect("c1");
+        let c2 = s.contribute(contribution("bb", &[big], 3)).expect("c2");
+        assert_eq!(c1.file_hash, c2.file_hash);
+        let snap = s.snapshot().expect("snap");
+        assert_eq!(snap.stats().expect("stats").blobs, 1);
+        let (m, bytes) = snap.blob(&c1.file_hash).expect("blob");
+        assert_eq!(m.chunks, 2);
+        assert_eq!(bytes.len() as u64, c1.size);
+    }
+
+    #[test]
+    fn concurrent_writers_share_commits_and_lose_nothing() {
+        let (_d, s) = store(Limits {
+            daily_files_per_contributor: u64::MAX,
+            daily_bytes_per_contributor: u64::MAX,
+            daily_bytes_per_datanet: u64::MAX,
+            ..Limits::default()
+        });
+        datanet(&s, "cc", 1);
+        let s = std::sync::Arc::new(s);
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50u64 {
+                        s.contribute(contribution(
+                            "cc",
+                            &[format!("t{t} i{i}")],
+                            1000 + t * 100 + i,
+                        ))
+                        .expect("contribute");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("join");
+        }
+        let snap = s.snapshot().expect("snap");
+        assert_eq!(snap.stats().expect("stats").contributions, 400);
+        assert_eq!(snap.changes_after(0, 10_000).expect("changes").len(), 401);
+    }
+
+    #[test]
+    fn slugs() {
+        assert!(valid_slug("med-qa"));
+        assert!(valid_slug("a1"));
+        assert!(!valid_slug("a"));
+        assert!(!valid_slug("-a"));
+        assert!(!valid_slug("Med"));
+        assert!(!valid_slug("a_b"));
+        assert!(!valid_slug(&"a".repeat(64)));
     }
 }
