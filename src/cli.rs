@@ -112,6 +112,20 @@ enum Command {
     },
     /// Check a stopped node's database offline (redb integrity, blob hashes)
     Check,
+    /// Full-text search over rows: words (all must match), "phrases", OR, NOT, prefix*,
+    /// field:value (datanet, contributor, tag, contribution, row)
+    Search(SearchArgs),
+    /// Run a read-only SQL query on the node and print the result as a table
+    Sql {
+        /// The query, e.g. "SELECT slug, row_count FROM datanets"
+        query: String,
+        /// Print CSV instead of a table
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Most rows to fetch
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,7 +318,11 @@ fn init_logging(filter: &str) {
 async fn serve(g: &Global, o: Overrides, print_config: bool) -> anyhow::Result<()> {
     let config = Config::load(&g.data_dir, &o)?;
     if print_config {
-        print!("{}", config.to_toml());
+        if g.json {
+            println!("{}", serde_json::to_string(&config)?);
+        } else {
+            print!("{}", config.to_toml());
+        }
         return Ok(());
     }
     init_logging(&config.log);
@@ -323,6 +341,12 @@ async fn serve(g: &Global, o: Overrides, print_config: bool) -> anyhow::Result<(
         "peer_id": n.peer_id(),
         "chain_id": n.config.chain_id,
         "dev": dev,
+        "pg": n.pg.as_ref().map(|p| json!({
+            "addr": p.addr.to_string(),
+            "user": p.user,
+            "url": format!("postgres://{}@{}/commons", p.user, p.addr),
+            "password_file": p.password_file.as_ref().map(|f| f.display().to_string()),
+        })),
     });
     if g.json {
         println!("{info}");
@@ -346,6 +370,24 @@ async fn serve(g: &Global, o: Overrides, print_config: bool) -> anyhow::Result<(
             n.config.data_dir.join("admin.token").display()
         );
         println!("  peer id      {}", n.peer_id());
+        if let Some(p) = &n.pg {
+            println!(
+                "  PostgreSQL   postgres://{}@{}/commons   (psql -h {} -p {} -U {} commons)",
+                p.user,
+                p.addr,
+                p.addr.ip(),
+                p.addr.port(),
+                p.user
+            );
+            match (&p.password_file, &p.new_password) {
+                (None, _) => println!("  pg password  {} (dev mode)", p.user),
+                (Some(f), Some(pw)) => println!(
+                    "  pg password  {pw}   (generated now and shown once; kept in {})",
+                    f.display()
+                ),
+                (Some(f), None) => println!("  pg password  in {}", f.display()),
+            }
+        }
         if dev {
             println!("  dev keys     `commons dev-keys` (sign with --key dev0 … dev9)");
         }
@@ -483,6 +525,25 @@ fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
+/// GET every page of a paged list (`items` + `next_cursor`), merging the arrays in `keys`.
+async fn get_all(c: &Client, path: &str, keys: &[&str]) -> anyhow::Result<Value> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut first = c.get(path).await?;
+    let mut next = first["next_cursor"].as_str().map(str::to_string);
+    while let Some(cur) = next {
+        let page = c.get(&format!("{path}{sep}cursor={}", enc(&cur))).await?;
+        for k in keys {
+            let more = page[*k].as_array().cloned().unwrap_or_default();
+            if let Some(a) = first[*k].as_array_mut() {
+                a.extend(more);
+            }
+        }
+        next = page["next_cursor"].as_str().map(str::to_string);
+    }
+    first["next_cursor"] = Value::Null;
+    Ok(first)
+}
+
 fn print(g: &Global, v: &Value, human: impl FnOnce(&Value)) {
     if g.json {
         println!("{v}");
@@ -590,6 +651,25 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
                 );
             });
         }
+        Command::Sql {
+            query,
+            csv,
+            max_rows,
+        } => {
+            let v = c
+                .post(
+                    "/api/v1/sql",
+                    &json!({"sql": query, "max_rows": max_rows}),
+                )
+                .await?;
+            if g.json {
+                println!("{v}");
+            } else if csv {
+                print!("{}", sql_csv(&v));
+            } else {
+                print!("{}", sql_table(&v));
+            }
+        }
         Command::ConsoleUser { cmd } => match cmd {
             UserCmd::Create { username, password } => {
                 let v = c
@@ -660,6 +740,7 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
             });
         }
         Command::Datanet { cmd } => datanet(g, &c, cmd).await?,
+        Command::Search(a) => search(g, &c, a).await?,
         Command::Serve { .. } | Command::DevKeys | Command::Check => {
             unreachable!("handled before a client is made")
         }
@@ -764,9 +845,12 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             if let Some(t) = tag {
                 q.push(format!("tag={}", enc(&t)));
             }
-            let v = c
-                .get(&format!("/api/v1/datanets?limit=1000&{}", q.join("&")))
-                .await?;
+            let v = get_all(
+                c,
+                &format!("/api/v1/datanets?limit=1000&{}", q.join("&")),
+                &["items"],
+            )
+            .await?;
             print(g, &v, |v| {
                 let items = v["items"].as_array().cloned().unwrap_or_default();
                 if items.is_empty() {
@@ -828,12 +912,12 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             });
         }
         DatanetCmd::Diff { slug, a, b } => {
-            let v = c
-                .get(&format!(
-                    "/api/v1/datanets/{}/diff?from={a}&to={b}&limit=1000",
-                    enc(&slug)
-                ))
-                .await?;
+            let v = get_all(
+                c,
+                &format!("/api/v1/datanets/{}/diff?from={a}&to={b}&limit=1000", enc(&slug)),
+                &["added", "removed"],
+            )
+            .await?;
             print(g, &v, |v| {
                 println!(
                     "{} → {}: {} rows added, {} removed",
@@ -905,7 +989,7 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             if let Some(a) = contributor {
                 path.push_str(&format!("&contributor={}", enc(&a)));
             }
-            let v = c.get(&path).await?;
+            let v = get_all(c, &path, &["items"]).await?;
             print(g, &v, |v| {
                 for it in v["items"].as_array().into_iter().flatten() {
                     print_contribution(it);
@@ -969,5 +1053,210 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
             print(g, &v, print_datanet);
         }
     }
+    Ok(())
+}
+
+fn sql_cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn sql_names(v: &Value) -> Vec<String> {
+    v["columns"]
+        .as_array()
+        .map(|c| c.iter().map(|c| s(c, "name").to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn sql_rows(v: &Value) -> Vec<Vec<String>> {
+    v["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|r| r.iter().map(sql_cell).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A SQL answer as CSV (header line, then rows; nulls are empty fields).
+fn sql_csv(v: &Value) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[String]| cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(",");
+    out.push_str(&line(&sql_names(v)));
+    out.push('\n');
+    for r in sql_rows(v) {
+        out.push_str(&line(&r));
+        out.push('\n');
+    }
+    out
+}
+
+/// A SQL answer as an aligned text table, cells cut at 60 characters.
+fn sql_table(v: &Value) -> String {
+    const MAX: usize = 60;
+    let cut = |s: &str| -> String {
+        let one_line = s.replace(['\n', '\r', '\t'], " ");
+        if one_line.chars().count() > MAX {
+            let mut t: String = one_line.chars().take(MAX - 1).collect();
+            t.push('…');
+            t
+        } else {
+            one_line
+        }
+    };
+    let names = sql_names(v);
+    let rows: Vec<Vec<String>> = sql_rows(v)
+        .into_iter()
+        .map(|r| r.iter().map(|c| cut(c)).collect())
+        .collect();
+    let mut w: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(x) = w.get_mut(i) {
+                *x = (*x).max(c.chars().count());
+            }
+        }
+    }
+    let numeric: Vec<bool> = v["columns"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| {
+                    matches!(
+                        c["type"].as_str(),
+                        Some("bigint" | "integer" | "smallint" | "real" | "double precision")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pad = |s: &str, i: usize| {
+        let n = w[i].saturating_sub(s.chars().count());
+        if numeric.get(i).copied().unwrap_or(false) {
+            format!("{}{s}", " ".repeat(n))
+        } else {
+            format!("{s}{}", " ".repeat(n))
+        }
+    };
+    let mut out = String::new();
+    let header: Vec<String> = names.iter().enumerate().map(|(i, n)| pad(n, i)).collect();
+    out.push_str(header.join(" | ").trim_end());
+    out.push('\n');
+    let rule: Vec<String> = w.iter().map(|n| "-".repeat(*n)).collect();
+    out.push_str(&rule.join("-+-"));
+    out.push('\n');
+    for r in &rows {
+        let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| pad(c, i)).collect();
+        out.push_str(cells.join(" | ").trim_end());
+        out.push('\n');
+    }
+    let n = v["row_count"].as_u64().unwrap_or(rows.len() as u64);
+    let more = if v["truncated"].as_bool().unwrap_or(false) {
+        " (truncated: raise --max-rows)"
+    } else {
+        ""
+    };
+    out.push_str(&format!(
+        "({n} row{}{more}, {} ms)\n",
+        if n == 1 { "" } else { "s" },
+        v["elapsed_ms"]
+    ));
+    out
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// The query
+    query: String,
+    /// Only this datanet (slug)
+    #[arg(long)]
+    datanet: Option<String>,
+    /// As of this version of --datanet (default: the latest)
+    #[arg(long, requires = "datanet")]
+    version: Option<u64>,
+    /// Only rows by this contributor address
+    #[arg(long)]
+    contributor: Option<String>,
+    /// Only datanets with this tag
+    #[arg(long)]
+    tag: Option<String>,
+    /// Include pending rows of datanets the admin token may see (needs the admin token)
+    #[arg(long)]
+    include_pending: bool,
+    /// Hits per page (1-1000)
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Continue after a previous page (its next_cursor)
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+/// `commons search`: one page of hits, best first.
+async fn search(g: &Global, c: &Client, a: SearchArgs) -> anyhow::Result<()> {
+    let mut path = format!("/api/v1/search?q={}&limit={}", enc(&a.query), a.limit);
+    let opts = [
+        ("datanet", a.datanet),
+        ("version", a.version.map(|v| v.to_string())),
+        ("contributor", a.contributor),
+        ("tag", a.tag),
+        ("cursor", a.cursor),
+        ("include_pending", a.include_pending.then(|| "true".to_string())),
+    ];
+    for (k, v) in opts {
+        if let Some(v) = v {
+            path.push_str(&format!("&{k}={}", enc(&v)));
+        }
+    }
+    let v = c.get(&path).await?;
+    print(g, &v, |v| {
+        use std::io::IsTerminal;
+        let tty = std::io::stdout().is_terminal();
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        println!("{} matching rows", v["total"]);
+        for h in &items {
+            let versions = match (h["added_in"].as_u64(), h["removed_in"].as_u64()) {
+                (Some(a), Some(r)) => format!("v{a}-v{}", r - 1),
+                (Some(a), None) => format!("v{a}-"),
+                _ => "pending".to_string(),
+            };
+            println!(
+                "row {:<8} {:<20} {:<10} {}  score {:.3}",
+                h["row"],
+                s(h, "datanet"),
+                versions,
+                s(h, "contributor"),
+                h["score"].as_f64().unwrap_or(0.0)
+            );
+            let (on, off) = if tty { ("\x1b[1m", "\x1b[0m") } else { ("[", "]") };
+            let text = s(h, "snippet")
+                .replace("<mark>", on)
+                .replace("</mark>", off)
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&")
+                .replace('\n', " ");
+            println!("    {text}");
+        }
+        if let Some(next) = v["next_cursor"].as_str() {
+            println!("more: --cursor {next}");
+        }
+    });
     Ok(())
 }

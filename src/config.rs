@@ -13,6 +13,8 @@ pub const DEFAULT_DATA_DIR: &str = "./commons-data";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// Default chain id of the EIP-712 domain (and, later, the ledger).
 pub const DEFAULT_CHAIN_ID: u64 = 1612;
+/// Where the PostgreSQL listener goes when `--pg` is given without an address.
+pub const DEFAULT_PG: &str = "127.0.0.1:5433";
 
 /// What the node runs with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +33,30 @@ pub struct Config {
     pub session_hours: u64,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
+    /// PostgreSQL wire-protocol listen address; no listener when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg: Option<SocketAddr>,
+    /// Limits of SQL queries (HTTP and wire).
+    #[serde(default)]
+    pub sql: SqlLimits,
+}
+
+/// Limits of SQL queries, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlLimits {
+    /// Longest a query may run, ms.
+    pub time_limit_ms: u64,
+    /// Memory pool that queries draw from, bytes.
+    pub memory_limit_bytes: u64,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        SqlLimits {
+            time_limit_ms: 10_000,
+            memory_limit_bytes: 512 << 20,
+        }
+    }
 }
 
 /// Upload limits, as configured.
@@ -78,8 +104,18 @@ struct FileConfig {
     chain_id: Option<u64>,
     session_hours: Option<u64>,
     log: Option<String>,
+    pg: Option<SocketAddr>,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    sql: FileSql,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSql {
+    time_limit_ms: Option<u64>,
+    memory_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +154,15 @@ pub struct Overrides {
     /// Log filter, e.g. `info` or `commons=debug` [default: info]
     #[arg(long, env = "COMMONS_LOG")]
     pub log: Option<String>,
+    /// Serve the PostgreSQL wire protocol on this address (`--pg` alone: 127.0.0.1:5433)
+    #[arg(long, env = "COMMONS_PG", num_args = 0..=1, default_missing_value = DEFAULT_PG)]
+    pub pg: Option<SocketAddr>,
+    /// Time limit of one SQL query, ms [default: 10000]
+    #[arg(long, env = "COMMONS_SQL_TIME_LIMIT_MS")]
+    pub sql_time_limit_ms: Option<u64>,
+    /// Memory pool of SQL queries, bytes [default: 536870912]
+    #[arg(long, env = "COMMONS_SQL_MEMORY_LIMIT_BYTES")]
+    pub sql_memory_limit_bytes: Option<u64>,
 }
 
 impl Config {
@@ -133,6 +178,8 @@ impl Config {
             limits: LimitsConfig::default(),
             session_hours: 12,
             log: "info".into(),
+            pg: None,
+            sql: SqlLimits::default(),
         }
     }
 
@@ -150,6 +197,12 @@ impl Config {
             c.chain_id = f.chain_id.unwrap_or(c.chain_id);
             c.session_hours = f.session_hours.unwrap_or(c.session_hours);
             c.log = f.log.unwrap_or(c.log);
+            c.pg = f.pg.or(c.pg);
+            c.sql.time_limit_ms = f.sql.time_limit_ms.unwrap_or(c.sql.time_limit_ms);
+            c.sql.memory_limit_bytes = f
+                .sql
+                .memory_limit_bytes
+                .unwrap_or(c.sql.memory_limit_bytes);
             let l = &mut c.limits;
             l.max_upload_bytes = f.limits.max_upload_bytes.unwrap_or(l.max_upload_bytes);
             l.daily_bytes_per_contributor = f
@@ -169,6 +222,11 @@ impl Config {
         c.http = o.http.unwrap_or(c.http);
         c.chain_id = o.chain_id.unwrap_or(c.chain_id);
         c.log = o.log.clone().unwrap_or(c.log);
+        c.pg = o.pg.or(c.pg);
+        c.sql.time_limit_ms = o.sql_time_limit_ms.unwrap_or(c.sql.time_limit_ms);
+        c.sql.memory_limit_bytes = o
+            .sql_memory_limit_bytes
+            .unwrap_or(c.sql.memory_limit_bytes);
         let l = &mut c.limits;
         l.max_upload_bytes = o.max_upload_bytes.unwrap_or(l.max_upload_bytes);
         l.daily_bytes_per_contributor = o

@@ -63,10 +63,7 @@ struct Step {
     run: fn(&WriteTransaction) -> Result<()>,
 }
 
-const STEPS: &[Step] = &[Step {
-    to: 1,
-    run: v1::up,
-}];
+const STEPS: &[Step] = &[Step { to: 1, run: v1::up }];
 
 /// Schema version stamped in `db` (0 for a new, empty database).
 pub fn schema_version(db: &Database) -> Result<u64> {

@@ -1,5 +1,14 @@
 //! commons-query: full-text search (tantivy) and SQL (DataFusion) over the store, and the
-//! PostgreSQL wire-protocol server. Its indexes are derived state: they follow the storage
-//! change sequence, record the last sequence they absorbed, and are rebuilt when deleted.
+//! PostgreSQL wire-protocol server.
 //!
-//! Not built yet: the query issue fills this crate.
+//! Everything here is derived from or reads `commons-storage`: the search index follows the
+//! storage change sequence, stores the last sequence it absorbed in its commit payload, catches
+//! up on start, and is rebuilt when its directory is deleted. SQL reads redb snapshots through
+//! table providers (one module per table) and never writes.
+
+pub mod error;
+pub mod pg;
+pub mod search;
+pub mod sql;
+
+pub use error::{Error, Result};

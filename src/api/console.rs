@@ -21,6 +21,42 @@ use super::{ApiError, Req, Resp, blocking};
 use crate::node::Node;
 
 const SESSION_HEADER: &str = "x-commons-session";
+/// Failed logins allowed per user name within [`LOGIN_WINDOW_MS`].
+const MAX_LOGIN_FAILURES: u32 = 5;
+const LOGIN_WINDOW_MS: u64 = 15 * 60 * 1000;
+
+/// Refuse a login for a user name that failed too often lately (429 with the reset time).
+fn login_allowed(node: &Node, username: &str) -> Result<(), ApiError> {
+    let now = commons_storage::now_ms();
+    let mut map = node
+        .login_failures
+        .lock()
+        .map_err(|_| ApiError::internal("login limiter poisoned"))?;
+    map.retain(|_, (_, start)| now < *start + LOGIN_WINDOW_MS);
+    match map.get(username) {
+        Some((n, start)) if *n >= MAX_LOGIN_FAILURES => {
+            tracing::warn!(username, "console login refused: too many failures");
+            Err(ApiError {
+                reset_at: Some(start + LOGIN_WINDOW_MS),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    format!("{MAX_LOGIN_FAILURES} failed logins for '{username}': try again later"),
+                )
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn login_failed(node: &Node, username: &str) {
+    if let Ok(mut map) = node.login_failures.lock() {
+        let e = map
+            .entry(username.to_string())
+            .or_insert((0, commons_storage::now_ms()));
+        e.0 += 1;
+    }
+}
 
 fn admin(node: &Node, req: &Req) -> Result<(), ApiError> {
     let given = req
@@ -129,9 +165,13 @@ pub(super) async fn list_users(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiE
 
 pub(super) async fn login(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiError> {
     let c: Credentials = req.json().await?;
+    login_allowed(node, &c.username)?;
     let n = node.clone();
     let out = blocking(move || {
-        let bad = || ApiError::unauthorized("wrong username or password");
+        let bad = || {
+            login_failed(&n, &c.username);
+            ApiError::unauthorized("wrong username or password")
+        };
         let user = match n.store.snapshot()?.user(&c.username) {
             Ok(u) => u,
             Err(commons_storage::Error::NotFound { .. }) => {

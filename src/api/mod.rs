@@ -8,6 +8,8 @@
 mod console;
 mod datanets;
 mod error;
+mod search;
+mod sql;
 mod types;
 
 use std::panic::AssertUnwindSafe;
@@ -210,6 +212,8 @@ fn route_label(path: &str) -> &'static str {
         ["api", "v1", "datanets", _, "review"] => "review",
         ["api", "v1", "datanets", _, ..] => "datanet_sub",
         ["api", "v1", "console", ..] => "console",
+        ["api", "v1", "search"] => "search",
+        ["api", "v1", "sql"] => "sql",
         ["api", "v1", ..] => "api_other",
         ["metrics"] => "metrics",
         _ => "console_files",
@@ -228,7 +232,11 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         })
         .collect();
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let m = req.method.clone();
+    // HEAD is answered as GET; the server drops the body.
+    let m = match req.method.clone() {
+        Method::HEAD => Method::GET,
+        m => m,
+    };
     match (m.as_str(), segs.as_slice()) {
         ("GET", ["metrics"]) => Ok(metrics(&node).await),
         ("GET", ["api", "v1", "node"]) => datanets::node_info(&node).await,
@@ -271,6 +279,7 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         }
         ("GET", ["api", "v1", "rows", id]) => datanets::row(&node, id).await,
         ("GET", ["api", "v1", "blobs", hash]) => datanets::blob(&node, hash).await,
+        ("GET", ["api", "v1", "search"]) => search::search(&node, &req).await,
         ("GET", ["api", "v1", "contributors", addr]) => {
             datanets::contributor(&node, addr, &req).await
         }
@@ -280,6 +289,7 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         ("POST", ["api", "v1", "console", "logout"]) => console::logout(&node, &req).await,
         ("GET", ["api", "v1", "console", "me"]) => console::me(&node, &req).await,
         ("POST", ["api", "v1", "console", "sign"]) => console::sign(&node, &mut req).await,
+        ("POST", ["api", "v1", "sql"]) => sql::query(&node, &mut req).await,
         (_, ["api", ..]) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -1440,7 +1440,7 @@ mod tests {
                 2 if !pending.is_empty() => {
                     let take = 1 + (rng.next() as usize % pending.len());
                     let batch: Vec<_> = pending.drain(..take).collect();
-                    let accept = rng.next() % 3 != 0;
+                    let accept = !rng.next().is_multiple_of(3);
                     let o = s
                         .review(ReviewRequest {
                             datanet: "model".into(),
@@ -1617,7 +1617,7 @@ mod tests {
         datanet(&s, "bb", 1);
         let big: String = "x".repeat(BLOB_CHUNK + 10);
         let c1 = s
-            .contribute(contribution("bb", &[big.clone()], 2))
+            .contribute(contribution("bb", std::slice::from_ref(&big), 2))
             .expect("c1");
         let c2 = s.contribute(contribution("bb", &[big], 3)).expect("c2");
         assert_eq!(c1.file_hash, c2.file_hash);

@@ -171,18 +171,20 @@ const HINTS = {
   signer_mismatch: 'The signature was made by another account than the one signed in.',
   bad_signature: 'The signature was not accepted.',
   quota_exceeded: 'The daily quota is used up.',
+  too_many_attempts: 'Too many failed sign-ins for this user name.',
   too_large: 'The file or body is over the node’s size limit.',
   not_found: 'It does not exist (or no longer exists) on this node.',
   internal: 'This is a bug in the node: the message says more.',
 };
 
 /** A readable error block for an API error or any Error. */
-export function errorBox(err, { retry, title } = {}) {
+export function errorBox(err, { retry, title, plain = false } = {}) {
   const code = err && err.code ? String(err.code) : null;
   const status = err && err.status ? err.status : null;
   const msg = (err && err.message) || String(err);
-  let hint = code && HINTS[code];
+  let hint = !plain && code && HINTS[code];
   if (code === 'quota_exceeded' && err.reset_at) hint = `${hint} It resets ${fmtDate(err.reset_at)}.`;
+  if (code === 'too_many_attempts' && err.reset_at) hint = `${hint} Try again after ${fmtDate(err.reset_at)}.`;
   return h(
     'div',
     { class: 'alert alert-error', role: 'alert' },
@@ -195,7 +197,7 @@ export function errorBox(err, { retry, title } = {}) {
     ),
     h('div', { class: 'alert-msg' }, msg),
     hint ? h('div', { class: 'alert-hint' }, hint) : null,
-    code === 'unauthorized' ? h('a', { href: signInHref(), class: 'btn btn-small' }, 'Sign in') : null,
+    code === 'unauthorized' && !plain ? h('a', { href: signInHref(), class: 'btn btn-small' }, 'Sign in') : null,
     retry ? h('button', { class: 'btn btn-small', type: 'button', onClick: retry }, 'Retry') : null,
   );
 }
@@ -338,6 +340,7 @@ export function toast(text, kind = 'info', ms = 3500) {
   }
   const t = h('div', { class: `toast toast-${kind}` }, text);
   host.appendChild(t);
+  while (host.children.length > 3) host.firstChild.remove();
   setTimeout(() => t.remove(), ms);
 }
 

@@ -62,7 +62,8 @@ fn apt_install(pkgs: &[&str]) -> Result<(), String> {
     run(&mut install)
 }
 
-/// Install what the end-to-end tests drive: Chromium and the npm packages of tests/browser.
+/// Install what the end-to-end tests drive: Chromium and the npm packages of tests/browser,
+/// `psql` and psycopg (in a venv under target/pyenv) for the SQL wire tests.
 fn prepare() -> Result<(), String> {
     let root = root();
     if !Path::new("/usr/bin/chromium").exists() {
@@ -76,8 +77,33 @@ fn prepare() -> Result<(), String> {
         && !browser.join("node_modules/playwright-core").exists()
     {
         let mut npm = Command::new("npm");
-        npm.current_dir(&browser).args(["ci", "--no-audit", "--no-fund"]);
+        npm.current_dir(&browser)
+            .args(["ci", "--no-audit", "--no-fund"]);
         run(&mut npm)?;
+    }
+    // SQL end-to-end tests: psql, and psycopg in a venv under target/.
+    if !Path::new("/usr/bin/psql").exists() {
+        apt_install(&["postgresql-client"])?;
+    }
+    let py = root.join("target/pyenv/bin/python");
+    let has_psycopg = |p: &Path| {
+        Command::new(p)
+            .args(["-c", "import psycopg"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !has_psycopg(&py) {
+        if !Command::new("python3")
+            .args(["-c", "import venv, ensurepip"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+        {
+            apt_install(&["python3-venv"])?;
+        }
+        run(Command::new("python3").args(["-m", "venv"]).arg(root.join("target/pyenv")))?;
+        run(Command::new(&py).args(["-m", "pip", "install", "-q", "psycopg[binary]>=3.1,<4"]))?;
     }
     Ok(())
 }

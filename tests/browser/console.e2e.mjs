@@ -1,0 +1,528 @@
+// End-to-end test of the Commons web console, driven as a person would drive it, in Debian's
+// headless Chromium through playwright-core.
+//
+//   COMMONS_URL=http://127.0.0.1:8080 COMMONS_USER=alice COMMONS_PASSWORD=... \
+//     node tests/browser/console.e2e.mjs
+//
+// Needs a running node (`commons serve --dev ...`) with a custodial console account
+// (`POST /api/v1/console/users` with the admin token). Optional: CHROMIUM (default
+// /usr/bin/chromium), SCREENSHOT_DIR (default /tmp).
+//
+// Sign in -> create a datanet -> contribute a .txt (3 paragraphs) and a .csv (2 records) and
+// watch both progress bars finish -> accept the .txt, reject the .csv with a reason -> the rows
+// browser shows exactly the .txt's paragraphs in version 1 -> the diff page says a diff needs
+// two versions -> contribute and accept a .jsonl -> the diff 1 -> 2 shows exactly its rows ->
+// the owner edits the datanet and takes a row down (diff 2 -> 3 shows it removed).
+// Any failed check, uncaught page error or console error exits non-zero with a message.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.COMMONS_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const USER = process.env.COMMONS_USER;
+const PASSWORD = process.env.COMMONS_PASSWORD;
+const SHOTS = process.env.SCREENSHOT_DIR || '/tmp';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 15000);
+
+if (!USER || !PASSWORD) {
+  console.error('console.e2e: set COMMONS_USER and COMMONS_PASSWORD (a custodial console account), and COMMONS_URL.');
+  process.exit(2);
+}
+
+// --- the files a contributor uploads ---
+
+const PARAGRAPHS = [
+  'The first paragraph describes how the river floods every spring.',
+  'A second paragraph, about the farmers who plant rice after the water recedes.',
+  'Third: the delta is home to more than two hundred species of birds.',
+];
+const CSV = 'question,answer\nWhat is the capital of France?,Paris\nHow many legs does a spider have?,8\n';
+const REVIEWER = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8'; // dev1 of the well-known development mnemonic
+const JSONL_LINES = ['{"q":"Largest planet?","a":"Jupiter"}', '{"q":"Boiling point of water at sea level?","a":"100 C"}'];
+
+// --- harness ---
+
+const problems = [];
+let allowedHttpStatus = null; // a console "Failed to load resource" for this status is expected
+let page;
+let shot = 0;
+
+async function screenshot(name) {
+  shot += 1;
+  const file = join(SHOTS, `commons-e2e-${String(shot).padStart(2, '0')}-${name}.png`);
+  // sticky sidebar and top bar: capture from the top so they sit where a person sees them
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+function checkNoProblems(where) {
+  if (problems.length) {
+    const list = problems.splice(0).join('\n  ');
+    throw new assert.AssertionError({ message: `${where}: the page reported errors:\n  ${list}` });
+  }
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    checkNoProblems(name);
+    const file = await screenshot(name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, ''));
+    console.log(`ok   ${name} (${Date.now() - t0} ms) ${file}`);
+  } catch (e) {
+    let file = '';
+    try {
+      file = await screenshot('FAILED');
+    } catch {
+      /* the page may be gone */
+    }
+    console.error(`FAIL ${name}\n     ${e && e.message ? e.message.split('\n').join('\n     ') : e}`);
+    if (file) console.error(`     screenshot: ${file}`);
+    throw e;
+  }
+}
+
+/** Poll `fn` until it returns a truthy value. */
+async function until(fn, message, timeout = TIMEOUT) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new assert.AssertionError({ message: `timed out after ${timeout} ms: ${message}${last instanceof Error ? ` (${last.message})` : ''}` });
+}
+
+async function go(hash) {
+  await page.goto(`${BASE}/${hash}`);
+  await page.waitForLoadState('domcontentloaded');
+}
+
+async function visible(selector, timeout = TIMEOUT) {
+  const l = page.locator(selector).first();
+  await l.waitFor({ state: 'visible', timeout });
+  return l;
+}
+
+async function texts(selector) {
+  return (await page.locator(selector).allInnerTexts()).map((t) => t.trim());
+}
+
+/** Fail the run on any uncaught error, console error, or request leaving the node. */
+function watch(p) {
+  p.setDefaultTimeout(TIMEOUT);
+  p.on('pageerror', (e) => problems.push(`uncaught page error: ${e.message}`));
+  p.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const text = m.text();
+    if (allowedHttpStatus && text.includes(`status of ${allowedHttpStatus}`)) return;
+    problems.push(`console error: ${text}${m.location() && m.location().url ? ` (${m.location().url})` : ''}`);
+  });
+  p.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith(BASE) && !u.startsWith('data:') && !u.startsWith('blob:')) problems.push(`the console loaded something from outside the node: ${u}`);
+  });
+  return p;
+}
+
+/**
+ * A stand-in EIP-1193 wallet injected before the console loads. It holds no key: it signs by
+ * handing the typed data to the node's custodial signer for the given session, which lets the
+ * test drive the console's wallet path (eth_requestAccounts, eth_chainId,
+ * eth_signTypedData_v4 with the typed data as a JSON string) end to end.
+ */
+function fakeWallet({ token, address, chainId }) {
+  const calls = [];
+  window.__walletCalls = calls;
+  window.ethereum = {
+    isCommonsTestWallet: true,
+    on() {},
+    async request({ method, params }) {
+      calls.push(method);
+      switch (method) {
+        case 'eth_requestAccounts':
+        case 'eth_accounts':
+          return [address];
+        case 'eth_chainId':
+          return `0x${chainId.toString(16)}`;
+        case 'wallet_switchEthereumChain':
+          return null;
+        case 'eth_signTypedData_v4': {
+          const [who, json] = params;
+          if (String(who).toLowerCase() !== address) throw Object.assign(new Error('unknown account'), { code: 4100 });
+          if (typeof json !== 'string') throw new Error('eth_signTypedData_v4 takes the typed data as a JSON string');
+          const r = await fetch('/api/v1/console/sign', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', 'X-Commons-Session': token },
+            body: JSON.stringify({ typed_data: JSON.parse(json) }),
+          });
+          const b = await r.json();
+          if (!r.ok) throw Object.assign(new Error(b.error.message), { code: 4001 });
+          return b.signature;
+        }
+        default:
+          throw Object.assign(new Error(`unsupported method ${method}`), { code: 4200 });
+      }
+    },
+  };
+}
+
+// --- the run ---
+
+const dir = await mkdtemp(join(tmpdir(), 'commons-e2e-'));
+await mkdir(SHOTS, { recursive: true });
+const txtPath = join(dir, 'river-delta.txt');
+const csvPath = join(dir, 'quiz.csv');
+const jsonlPath = join(dir, 'more-quiz.jsonl');
+await writeFile(txtPath, `${PARAGRAPHS.join('\n\n')}\n`);
+await writeFile(csvPath, CSV);
+await writeFile(jsonlPath, `${JSONL_LINES.join('\n')}\n`);
+
+const stamp = Date.now().toString(36);
+const slug = `e2e-${stamp}`;
+const name = `E2E river delta ${stamp}`;
+const tag = `e2e-${stamp}`;
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let exitCode = 0;
+try {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  page = watch(await context.newPage());
+
+  await step('console loads with node status', async () => {
+    await go('');
+    await until(async () => (await page.url()).includes('#/datanets'), 'the console redirects to #/datanets');
+    const status = await visible('.node-status .node-name');
+    assert.match(await status.innerText(), /v\d+\.\d+/, 'the top bar shows the node version');
+    const peer = await page.locator('#peer-id').innerText();
+    assert.ok(peer.includes('…'), `the top bar shows a shortened peer id, got "${peer}"`);
+    await visible('#nav a.nav-item.active');
+    await visible('#sign-in-link');
+  });
+
+  await step('sign in with the custodial account', async () => {
+    await page.click('#sign-in-link');
+    await visible('#login-form');
+    await screenshot('login-page');
+    const label = await page.locator('.callout-warn').innerText();
+    assert.match(label, /custodial: the node holds this account.s key/i, 'the custodial sign-in is labelled');
+    assert.ok(await page.locator('#wallet-connect').count(), 'the wallet sign-in is shown too');
+    await page.fill('#login-username', USER);
+    await page.fill('#login-password', PASSWORD);
+    await page.click('#login-submit');
+    await until(async () => (await page.url()).includes('#/datanets') || (await page.locator('#login-form .alert-error').count()) > 0, 'after signing in the console goes to the datanets');
+    if (await page.locator('#login-form .alert-error').count()) {
+      problems.splice(0); // the console error of the refused login is expected here; report the page's message
+      assert.fail(`the node refused the sign-in: ${(await page.locator('#login-form .alert-error').innerText()).replace(/\s+/g, ' ')}`);
+    }
+    const who = await visible('#signed-in');
+    assert.match(await who.innerText(), new RegExp(USER), 'the top bar shows who is signed in');
+    assert.match(await who.innerText(), /custodial/i);
+  });
+
+  await step('create a datanet', async () => {
+    await page.click('a[href="#/datanets/new"]');
+    await visible('#create-form');
+    await page.fill('input[name=name]', name);
+    assert.equal(await page.inputValue('input[name=slug]'), slugifyLikeConsole(name), 'the slug follows the name');
+    await page.fill('input[name=slug]', slug);
+    await page.fill('input[name=summary]', 'Paragraphs about a river delta, for the end-to-end test.');
+    await page.fill('textarea[name=description]', '# About\n\nRows are **paragraphs** about the delta.\n\n- one fact per row\n- English\n\n<script>alert(1)</script>');
+    await page.fill('input[name=tags]', `${tag}, Geography, geography`);
+    await page.selectOption('select[name=kind]', 'text');
+    await page.click('#create-submit');
+    await until(async () => (await page.url()).endsWith(`#/datanets/${slug}`), 'the console opens the new datanet');
+    await visible('#description');
+    assert.equal((await page.locator('.page-header h1').innerText()).trim(), name);
+    const desc = page.locator('#description');
+    assert.equal(await desc.locator('h3').innerText(), 'About', 'the markdown heading is rendered');
+    assert.equal(await desc.locator('strong').innerText(), 'paragraphs');
+    assert.equal(await desc.locator('li').count(), 2, 'the markdown list is rendered');
+    assert.equal(await desc.locator('script').count(), 0, 'HTML in the description is escaped');
+    assert.match(await desc.innerText(), /<script>alert\(1\)<\/script>/, 'the escaped HTML shows as text');
+    const tags = await texts('.kv .tag');
+    assert.deepEqual(tags, [tag, 'geography'], 'tags are normalised (lowercase, no repeats)');
+  });
+
+  await step('creating it again shows the API error readably', async () => {
+    await go('#/datanets/new');
+    await visible('#create-form');
+    await page.fill('input[name=name]', name);
+    await page.fill('input[name=slug]', slug);
+    allowedHttpStatus = 409;
+    await page.click('#create-submit');
+    const err = await visible('.form-errors .alert-error');
+    allowedHttpStatus = null;
+    assert.match(await err.innerText(), /slug_taken/, 'the error code is shown');
+    assert.match(await err.innerText(), new RegExp(slug), 'the message names the slug');
+  });
+
+  await step('the list shows the datanet and filters by tag', async () => {
+    await go(`#/datanets?tag=${encodeURIComponent(tag)}`);
+    const card = await visible(`.datanet-card[data-slug="${slug}"]`);
+    assert.match(await card.innerText(), /Paragraphs about a river delta/);
+    assert.equal(await page.locator('.datanet-card').count(), 1, 'only the tagged datanet is listed');
+    await page.click('#owner-filter');
+    await until(async () => (await page.url()).includes('owner=0x'), 'the "Mine" filter adds the owner');
+    await visible(`.datanet-card[data-slug="${slug}"]`);
+  });
+
+  await step('contribute a .txt and a .csv with progress bars', async () => {
+    await go(`#/datanets/${slug}`);
+    await page.click('.page-actions a:has-text("Contribute")');
+    await visible('#dropzone');
+    await page.setInputFiles('#file-input', [txtPath, csvPath]);
+    await visible('.file-item[data-file="river-delta.txt"]');
+    await visible('.file-item[data-file="quiz.csv"]');
+    const seen = { 'river-delta.txt': new Set(), 'quiz.csv': new Set() };
+    const watch = setInterval(async () => {
+      for (const f of Object.keys(seen)) {
+        try {
+          const v = await page.locator(`.file-item[data-file="${f}"] .progress`).getAttribute('aria-valuenow', { timeout: 200 });
+          if (v !== null) seen[f].add(Number(v));
+        } catch {
+          /* between renders */
+        }
+      }
+    }, 20);
+    await page.click('#upload-button');
+    try {
+      for (const f of Object.keys(seen)) {
+        await until(async () => (await page.locator(`.file-item[data-file="${f}"]`).getAttribute('data-state')) === 'done' || (await page.locator(`.file-item[data-file="${f}"]`).getAttribute('data-state')) === 'error', `${f} finishes uploading`);
+      }
+    } finally {
+      clearInterval(watch);
+    }
+    for (const f of Object.keys(seen)) {
+      const item = page.locator(`.file-item[data-file="${f}"]`);
+      const state = await item.getAttribute('data-state');
+      assert.equal(state, 'done', `${f} was accepted by the node: ${await item.innerText()}`);
+      assert.equal(await item.locator('.progress').getAttribute('aria-valuenow'), '100', `${f}'s progress bar is full`);
+      assert.equal(await item.locator('.progress').getAttribute('data-state'), 'done');
+      assert.ok(Math.max(...seen[f], 0) <= 100);
+    }
+    const txtResult = await page.locator('.file-item[data-file="river-delta.txt"] .file-result').innerText();
+    const csvResult = await page.locator('.file-item[data-file="quiz.csv"] .file-result').innerText();
+    assert.match(txtResult, /3 rows/, `the .txt made 3 rows: ${txtResult}`);
+    assert.match(txtResult, /pending/);
+    assert.match(csvResult, /2 rows/, `the .csv made 2 rows: ${csvResult}`);
+    await visible('#upload-summary .alert-ok');
+  });
+
+  await step('review: accept the .txt, reject the .csv with a reason', async () => {
+    await page.click('#upload-summary a:has-text("review queue")');
+    await visible('#review-table tr.contribution[data-file="river-delta.txt"]');
+    assert.equal(await page.locator('#review-table tr.contribution').count(), 2, 'both files are pending');
+    const txtRow = page.locator('#review-table tr.contribution[data-file="river-delta.txt"]');
+    // preview its rows
+    await txtRow.locator('.preview-toggle').click();
+    await until(async () => (await page.locator('.preview-list li').count()) === 3, 'the preview shows the 3 rows');
+    assert.deepEqual(await texts('.preview-list li'), PARAGRAPHS, 'the preview shows the paragraphs');
+    const blobHref = await txtRow.locator('a.blob-link').getAttribute('href');
+    assert.match(blobHref, /^\/api\/v1\/blobs\/[0-9a-f]{64}$/);
+    const blob = await page.request.get(`${BASE}${blobHref}`);
+    assert.equal(blob.status(), 200);
+    assert.equal(await blob.text(), `${PARAGRAPHS.join('\n\n')}\n`, 'the original file link answers the uploaded bytes');
+    await screenshot('review-preview');
+
+    await txtRow.locator('input.select-contribution').check();
+    await page.click('#accept-selected');
+    await visible('.modal');
+    await page.fill('.modal textarea[name=reason]', 'Clean, well-sourced paragraphs.');
+    await page.click('.modal button[type=submit]');
+    const outcome = await visible('#review-outcome');
+    assert.match(await outcome.innerText(), /version 1 adds 3 rows/, await outcome.innerText());
+    await until(async () => (await page.locator('#review-table tr.contribution').count()) === 1, 'one contribution is left pending');
+    await screenshot('accepted');
+
+    await page.locator('#review-table tr.contribution[data-file="quiz.csv"] input.select-contribution').check();
+    await page.click('#reject-selected');
+    await visible('.modal');
+    // a rejection needs a reason
+    await page.click('.modal button[type=submit]');
+    assert.match(await page.locator('.modal .field-error').innerText(), /Reason is required/);
+    await page.fill('.modal textarea[name=reason]', 'Quiz questions do not belong in this datanet.');
+    await page.click('.modal button[type=submit]');
+    await until(async () => /Rejected 1 contribution/.test(await page.locator('#review-outcome').innerText()), 'the rejection is confirmed');
+    await visible('.empty-title:has-text("The queue is empty")');
+
+    await go(`#/datanets/${slug}/review?status=rejected`);
+    const rejected = await visible('#review-table tr.contribution[data-file="quiz.csv"]');
+    assert.match(await rejected.innerText(), /Quiz questions do not belong/, 'the reason is kept');
+  });
+
+  await step('rows of version 1 are the accepted paragraphs', async () => {
+    await go(`#/datanets/${slug}/rows?version=1`);
+    await visible('.rows-table tbody tr.row');
+    await until(async () => (await page.locator('.rows-table tbody tr.row').count()) === 3, 'three rows are listed');
+    assert.deepEqual(await texts('.rows-table .row-text'), PARAGRAPHS, 'version 1 holds exactly the .txt paragraphs, in order');
+    assert.equal(await page.inputValue('#version-picker'), '1');
+    assert.match(await page.locator('#rows-count').innerText(), /Showing 3 of 3 rows/);
+    await until(async () => /river-delta\.txt/.test(await page.locator('.rows-table .contrib-ref').first().innerText()), 'each row names its contribution');
+  });
+
+  await step('a diff needs two versions (there is no version 0)', async () => {
+    await go(`#/datanets/${slug}/diff`);
+    const e = await visible('.empty');
+    assert.match(await e.innerText(), /Only one version so far/);
+    assert.match(await e.innerText(), /no version 0/);
+  });
+
+  await step('contribute and accept a second file', async () => {
+    await go(`#/datanets/${slug}/contribute`);
+    await visible('#dropzone');
+    await page.setInputFiles('#file-input', [jsonlPath]);
+    await page.click('#upload-button');
+    await until(async () => (await page.locator('.file-item[data-file="more-quiz.jsonl"]').getAttribute('data-state')) === 'done', 'the .jsonl uploads');
+    assert.equal(await page.locator('.file-item[data-file="more-quiz.jsonl"] .progress').getAttribute('aria-valuenow'), '100');
+    assert.match(await page.locator('.file-item[data-file="more-quiz.jsonl"] .file-result').innerText(), /2 rows/);
+    await go(`#/datanets/${slug}/review`);
+    await page.locator('#select-all').check();
+    await page.click('#accept-selected');
+    await visible('.modal');
+    await page.click('.modal button[type=submit]');
+    const outcome = await visible('#review-outcome');
+    assert.match(await outcome.innerText(), /version 2 adds 2 rows \(5 in total\)/, await outcome.innerText());
+  });
+
+  await step('diff 1 -> 2 shows exactly the new rows', async () => {
+    await page.click('#review-outcome a:has-text("Diff v1")');
+    await visible('#added-count');
+    assert.equal(await page.inputValue('#diff-from'), '1');
+    assert.equal(await page.inputValue('#diff-to'), '2');
+    assert.equal(await page.locator('#added-count').innerText(), '+2 added');
+    assert.equal(await page.locator('#removed-count').innerText(), '−0 removed');
+    assert.deepEqual(await texts('#diff-added .row-text'), JSONL_LINES, 'the added rows are the .jsonl lines');
+    assert.equal(await page.locator('#diff-removed').isVisible(), false, 'nothing was removed');
+  });
+
+  await step('the owner edits the datanet', async () => {
+    await go(`#/datanets/${slug}`);
+    await page.click('#edit-button');
+    await visible('#edit-form');
+    await page.fill('#edit-form input[name=summary]', 'Edited: paragraphs and quiz lines about a river delta.');
+    await page.fill('#edit-form input[name=tags]', `${tag}, geography, rivers`);
+    await page.click('#edit-save');
+    await until(async () => /Edited: paragraphs/.test(await page.locator('.page-header .subtitle').innerText()), 'the new summary is shown');
+    assert.deepEqual(await texts('.kv .tag'), [tag, 'geography', 'rivers']);
+    await until(async () => /Edit 1/.test(await page.locator('.edit-list').innerText()), 'the edit history lists the edit');
+    assert.equal(await page.locator('#versions tbody tr').count(), 2, 'two versions are listed');
+    // roles (signed SetRoles): make a well-known development address a reviewer
+    await page.click('#roles-button');
+    await visible('.modal');
+    await page.fill('.modal textarea[name=reviewers]', REVIEWER.toUpperCase().replace('0X', '0x'));
+    await page.click('.modal button[type=submit]');
+    await until(async () => (await page.locator('.kv .addr-list .addr').count()) === 1, 'the reviewer is listed');
+    assert.ok((await page.locator('.kv .addr-list .addr').getAttribute('title')).startsWith(REVIEWER), 'the reviewer is the address given');
+  });
+
+  await step('the owner takes a row down', async () => {
+    await go(`#/datanets/${slug}/rows`);
+    await until(async () => (await page.locator('.rows-table tbody tr.row').count()) === 5, 'version 2 lists five rows');
+    const row = page.locator('.rows-table tbody tr.row', { hasText: 'Largest planet?' });
+    await row.locator('input.select-row').check();
+    await page.click('#takedown-selected');
+    await visible('.modal');
+    await page.fill('.modal textarea[name=reason]', 'Duplicate of another datanet.');
+    await page.click('.modal button[type=submit]');
+    await until(async () => (await page.url()).endsWith('rows?version=3'), 'the console shows the new version');
+    await until(async () => (await page.locator('.rows-table tbody tr.row').count()) === 4, 'version 3 lists four rows');
+    assert.ok(!(await texts('.rows-table .row-text')).includes(JSONL_LINES[0]), 'the row is gone from version 3');
+    await go(`#/datanets/${slug}/diff?from=2&to=3`);
+    await visible('#removed-count');
+    assert.equal(await page.locator('#removed-count').innerText(), '−1 removed');
+    assert.deepEqual(await texts('#diff-removed .row-text'), [JSONL_LINES[0]]);
+  });
+
+  await step('unknown datanets and pages show an error, not a blank page', async () => {
+    allowedHttpStatus = 404;
+    await go('#/datanets/no-such-datanet-here');
+    const err = await visible('.alert-error');
+    assert.match(await err.innerText(), /not_found/);
+    await screenshot('unknown-datanet');
+    allowedHttpStatus = null;
+    await go('#/nowhere');
+    await visible('.empty-title:has-text("Nothing here")');
+  });
+
+  await step('a larger upload reports real progress', async () => {
+    // ~300 KB at 200 KB/s of emulated upload bandwidth: about 1.5 s of upload events
+    const bigPath = join(dir, 'long-notes.txt');
+    await writeFile(bigPath, Array.from({ length: 1500 }, (_, i) => `Note ${i}: ${'the delta keeps moving '.repeat(8)}`).join('\n\n'));
+    await go(`#/datanets/${slug}/contribute`);
+    await visible('#dropzone');
+    await page.setInputFiles('#file-input', [bigPath]);
+    await page.evaluate(() => {
+      window.__progress = [];
+      const bar = document.querySelector('.file-item[data-file="long-notes.txt"] .progress');
+      new MutationObserver(() => window.__progress.push(Number(bar.getAttribute('aria-valuenow')))).observe(bar, { attributes: true, attributeFilter: ['aria-valuenow'] });
+    });
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 200000 });
+    await page.click('#upload-button');
+    await until(async () => (await page.locator('.file-item[data-file="long-notes.txt"]').getAttribute('data-state')) === 'done', 'the larger file uploads', 60000);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const seen = await page.evaluate(() => window.__progress);
+    const between = seen.filter((v) => v > 0 && v < 100);
+    assert.ok(between.length >= 2, `the bar moved through intermediate values (saw ${seen.join(', ')})`);
+    assert.deepEqual([...seen].sort((a, b) => a - b), seen, 'the bar only moves forward');
+    assert.equal(seen.at(-1), 100);
+    assert.match(await page.locator('.file-item[data-file="long-notes.txt"] .file-result').innerText(), /1,500 rows|1500 rows/);
+  });
+
+  await step('sign out', async () => {
+    await go('#/datanets');
+    await page.click('.account button:has-text("Sign out")');
+    await visible('#sign-in-link');
+  });
+  await step('a browser wallet signs through eth_signTypedData_v4', async () => {
+    const session = await (await page.request.post(`${BASE}/api/v1/console/login`, { data: { username: USER, password: PASSWORD } })).json();
+    const node = await (await page.request.get(`${BASE}/api/v1/node`)).json();
+    const walletContext = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    await walletContext.addInitScript(fakeWallet, { token: session.token, address: session.address.toLowerCase(), chainId: node.chain_id });
+    page = watch(await walletContext.newPage());
+    await go('#/login');
+    await page.click('#wallet-connect');
+    const who = await visible('#signed-in');
+    assert.match(await who.innerText(), /wallet/i, 'the top bar says the wallet signs');
+    await go('#/datanets/new');
+    await visible('#create-form');
+    await page.fill('input[name=name]', `${name} (wallet)`);
+    await page.fill('input[name=slug]', `${slug}-w`);
+    await page.fill('input[name=tags]', tag);
+    await page.click('#create-private');
+    await page.click('#create-submit');
+    await until(async () => (await page.url()).endsWith(`#/datanets/${slug}-w`), 'the wallet-signed datanet is created');
+    const owner = await page.locator('.kv .addr').first().getAttribute('title');
+    assert.ok(owner.startsWith(session.address.toLowerCase()), `the wallet's address owns it (${owner})`);
+    assert.match(await page.locator('.kv').innerText(), /private/);
+    const calls = await page.evaluate(() => window.__walletCalls);
+    assert.ok(calls.includes('eth_requestAccounts') && calls.includes('eth_signTypedData_v4'), `wallet calls: ${calls}`);
+  });
+  console.log(`\nconsole e2e: all checks passed (datanet ${slug}); screenshots in ${SHOTS}`);
+} catch (e) {
+  exitCode = 1;
+  console.error(`\nconsole e2e: FAILED: ${e && e.message ? e.message.split('\n')[0] : e}`);
+} finally {
+  await browser.close().catch(() => {});
+}
+process.exit(exitCode);
+
+/** The console's slug suggestion (web/js/pages/new.js). */
+function slugifyLikeConsole(s) {
+  return s.toLowerCase().normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+}
