@@ -27,7 +27,9 @@ use anyhow::Context;
 use commons_query::search::{SearchConfig, SearchIndex, SearchQuery};
 use commons_storage::model::{DataKind, SignedBy, Status};
 use commons_storage::parse::Format;
-use commons_storage::{ContributionFilter, Limits, NewContribution, NewDatanet, ReviewRequest, Store};
+use commons_storage::{
+    ContributionFilter, Limits, NewContribution, NewDatanet, ReviewRequest, Store,
+};
 use serde_json::json;
 
 const DATANETS: u64 = 50;
@@ -169,7 +171,10 @@ fn build_store(store: &Arc<Store>, vocab: &Arc<Vocab>, l: &Layout) -> anyhow::Re
             signed: signed(owner, 1_000_000 + d),
         })?;
     }
-    let threads = std::thread::available_parallelism().map_or(2, |c| c.get()).max(2) * 2;
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |c| c.get())
+        .max(2)
+        * 2;
     std::thread::scope(|s| -> anyhow::Result<()> {
         let mut handles = Vec::new();
         for t in 0..threads as u64 {
@@ -196,7 +201,8 @@ fn build_store(store: &Arc<Store>, vocab: &Arc<Vocab>, l: &Layout) -> anyhow::Re
             }));
         }
         for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("a loader panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a loader panicked"))??;
         }
         Ok(())
     })?;
@@ -238,7 +244,10 @@ struct Timing {
     hits: usize,
 }
 
-fn time_queries(queries: &[String], mut run: impl FnMut(&str) -> anyhow::Result<usize>) -> anyhow::Result<Timing> {
+fn time_queries(
+    queries: &[String],
+    mut run: impl FnMut(&str) -> anyhow::Result<usize>,
+) -> anyhow::Result<Timing> {
     for q in queries {
         run(q)?;
     }
@@ -249,7 +258,8 @@ fn time_queries(queries: &[String], mut run: impl FnMut(&str) -> anyhow::Result<
         hits += run(q)?;
         times.push(t.elapsed());
     }
-    let mean = times.iter().map(Duration::as_secs_f64).sum::<f64>() / times.len().max(1) as f64 * 1e3;
+    let mean =
+        times.iter().map(Duration::as_secs_f64).sum::<f64>() / times.len().max(1) as f64 * 1e3;
     times.sort_unstable();
     Ok(Timing {
         p50: percentile(&times, 0.50),
@@ -259,7 +269,11 @@ fn time_queries(queries: &[String], mut run: impl FnMut(&str) -> anyhow::Result<
     })
 }
 
-fn sqlite_index(path: &std::path::Path, vocab: &Vocab, l: &Layout) -> anyhow::Result<(rusqlite::Connection, f64)> {
+fn sqlite_index(
+    path: &std::path::Path,
+    vocab: &Vocab,
+    l: &Layout,
+) -> anyhow::Result<(rusqlite::Connection, f64)> {
     let mut db = rusqlite::Connection::open(path)?;
     db.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
@@ -275,7 +289,12 @@ fn sqlite_index(path: &std::path::Path, vocab: &Vocab, l: &Layout) -> anyhow::Re
         let mut id = 1u64;
         for i in 0..l.contributions {
             for text in rows_of(vocab, i, l.per) {
-                ins.execute(rusqlite::params![id, i % DATANETS + 1, i + 1, &addr(1 + i % MAX_CONTRIBUTORS)[..]])?;
+                ins.execute(rusqlite::params![
+                    id,
+                    i % DATANETS + 1,
+                    i + 1,
+                    &addr(1 + i % MAX_CONTRIBUTORS)[..]
+                ])?;
                 fts.execute(rusqlite::params![id, text])?;
                 id += 1;
             }
@@ -312,7 +331,10 @@ fn main() -> anyhow::Result<()> {
     };
     let store = Arc::new(Store::create_fresh(&tmp.path().join("db.redb"), limits)?);
     build_store(&store, &vocab, &layout)?;
-    println!("store: {rows} rows written and accepted in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "store: {rows} rows written and accepted in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let t = Instant::now();
     let cfg = SearchConfig {
@@ -323,7 +345,11 @@ fn main() -> anyhow::Result<()> {
     };
     let index = SearchIndex::open_with(&tmp.path().join("index"), store.clone(), cfg)?;
     let index_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(index.num_docs() as usize == rows, "indexed {} of {rows} rows", index.num_docs());
+    anyhow::ensure!(
+        index.num_docs() as usize == rows,
+        "indexed {} of {rows} rows",
+        index.num_docs()
+    );
     let index_rate = rows as f64 / index_secs;
     println!("commons index: {rows} rows in {index_secs:.1} s = {index_rate:.0} rows/s");
 
@@ -371,13 +397,43 @@ fn main() -> anyhow::Result<()> {
     );
 
     println!();
-    println!("| {:<28} | {:>12} | {:>12} | {:>8} |", "", "Commons", "SQLite FTS5", "ratio");
+    println!(
+        "| {:<28} | {:>12} | {:>12} | {:>8} |",
+        "", "Commons", "SQLite FTS5", "ratio"
+    );
     println!("|{:-<30}|{:->14}|{:->14}|{:->10}|", "", "", "", "");
-    println!("| {:<28} | {:>12.0} | {:>12.0} | {:>7.1}x |", "indexing, rows/s", index_rate, sqlite_rate, index_rate / sqlite_rate);
-    println!("| {:<28} | {:>12.2} | {:>12.2} | {:>7.1}x |", "search p50, ms (top 10)", ours.p50, theirs.p50, theirs.p50 / ours.p50);
-    println!("| {:<28} | {:>12.2} | {:>12.2} | {:>7.1}x |", "search p99, ms", ours.p99, theirs.p99, theirs.p99 / ours.p99);
-    println!("| {:<28} | {:>12.2} | {:>12.2} | {:>7.1}x |", "search mean, ms", ours.mean, theirs.mean, theirs.mean / ours.mean);
-    println!("({n_queries} queries, {} hits in all on each side; ratio = how many times faster Commons is)", ours.hits);
+    println!(
+        "| {:<28} | {:>12.0} | {:>12.0} | {:>7.1}x |",
+        "indexing, rows/s",
+        index_rate,
+        sqlite_rate,
+        index_rate / sqlite_rate
+    );
+    println!(
+        "| {:<28} | {:>12.2} | {:>12.2} | {:>7.1}x |",
+        "search p50, ms (top 10)",
+        ours.p50,
+        theirs.p50,
+        theirs.p50 / ours.p50
+    );
+    println!(
+        "| {:<28} | {:>12.2} | {:>12.2} | {:>7.1}x |",
+        "search p99, ms",
+        ours.p99,
+        theirs.p99,
+        theirs.p99 / ours.p99
+    );
+    println!(
+        "| {:<28} | {:>12.2} | {:>12.2} | {:>7.1}x |",
+        "search mean, ms",
+        ours.mean,
+        theirs.mean,
+        theirs.mean / ours.mean
+    );
+    println!(
+        "({n_queries} queries, {} hits in all on each side; ratio = how many times faster Commons is)",
+        ours.hits
+    );
     println!(
         "{}",
         json!({

@@ -657,10 +657,7 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
             max_rows,
         } => {
             let v = c
-                .post(
-                    "/api/v1/sql",
-                    &json!({"sql": query, "max_rows": max_rows}),
-                )
+                .post("/api/v1/sql", &json!({"sql": query, "max_rows": max_rows}))
                 .await?;
             if g.json {
                 println!("{v}");
@@ -914,7 +911,10 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
         DatanetCmd::Diff { slug, a, b } => {
             let v = get_all(
                 c,
-                &format!("/api/v1/datanets/{}/diff?from={a}&to={b}&limit=1000", enc(&slug)),
+                &format!(
+                    "/api/v1/datanets/{}/diff?from={a}&to={b}&limit=1000",
+                    enc(&slug)
+                ),
                 &["added", "removed"],
             )
             .await?;
@@ -1215,7 +1215,10 @@ async fn search(g: &Global, c: &Client, a: SearchArgs) -> anyhow::Result<()> {
         ("contributor", a.contributor),
         ("tag", a.tag),
         ("cursor", a.cursor),
-        ("include_pending", a.include_pending.then(|| "true".to_string())),
+        (
+            "include_pending",
+            a.include_pending.then(|| "true".to_string()),
+        ),
     ];
     for (k, v) in opts {
         if let Some(v) = v {
@@ -1242,7 +1245,11 @@ async fn search(g: &Global, c: &Client, a: SearchArgs) -> anyhow::Result<()> {
                 s(h, "contributor"),
                 h["score"].as_f64().unwrap_or(0.0)
             );
-            let (on, off) = if tty { ("\x1b[1m", "\x1b[0m") } else { ("[", "]") };
+            let (on, off) = if tty {
+                ("\x1b[1m", "\x1b[0m")
+            } else {
+                ("[", "]")
+            };
             let text = s(h, "snippet")
                 .replace("<mark>", on)
                 .replace("</mark>", off)

@@ -199,10 +199,7 @@ impl Config {
             c.log = f.log.unwrap_or(c.log);
             c.pg = f.pg.or(c.pg);
             c.sql.time_limit_ms = f.sql.time_limit_ms.unwrap_or(c.sql.time_limit_ms);
-            c.sql.memory_limit_bytes = f
-                .sql
-                .memory_limit_bytes
-                .unwrap_or(c.sql.memory_limit_bytes);
+            c.sql.memory_limit_bytes = f.sql.memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);
             let l = &mut c.limits;
             l.max_upload_bytes = f.limits.max_upload_bytes.unwrap_or(l.max_upload_bytes);
             l.daily_bytes_per_contributor = f
@@ -224,9 +221,7 @@ impl Config {
         c.log = o.log.clone().unwrap_or(c.log);
         c.pg = o.pg.or(c.pg);
         c.sql.time_limit_ms = o.sql_time_limit_ms.unwrap_or(c.sql.time_limit_ms);
-        c.sql.memory_limit_bytes = o
-            .sql_memory_limit_bytes
-            .unwrap_or(c.sql.memory_limit_bytes);
+        c.sql.memory_limit_bytes = o.sql_memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);
         let l = &mut c.limits;
         l.max_upload_bytes = o.max_upload_bytes.unwrap_or(l.max_upload_bytes);
         l.daily_bytes_per_contributor = o

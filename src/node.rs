@@ -196,8 +196,10 @@ pub fn open(config: Config, http_addr: SocketAddr) -> anyhow::Result<Node> {
     }
     let store = Arc::new(Store::from_database(db, config.limits.into())?);
     let search_dir = config.data_dir.join("index").join("search");
-    let search = commons_query::search::SearchIndex::open(&search_dir, store.clone())
-        .map_err(|e| anyhow::anyhow!("cannot open the search index {}: {e}", search_dir.display()))?;
+    let search =
+        commons_query::search::SearchIndex::open(&search_dir, store.clone()).map_err(|e| {
+            anyhow::anyhow!("cannot open the search index {}: {e}", search_dir.display())
+        })?;
     let identity = load_or_create_identity(&config.data_dir)?;
     let admin_token = load_or_create_admin_token(&config.data_dir)?;
     let sql = Arc::new(

@@ -99,7 +99,12 @@ async fn search_through_the_api_and_the_cli() {
     assert_eq!(hit["contributor"], json!(address(&dev(1))));
     assert_eq!(hit["added_in"], 1);
     assert_eq!(hit["removed_in"], Value::Null);
-    assert!(hit["snippet"].as_str().expect("snippet").contains("<mark>fever</mark>"));
+    assert!(
+        hit["snippet"]
+            .as_str()
+            .expect("snippet")
+            .contains("<mark>fever</mark>")
+    );
     let v = search(&n, "\"blood pressure\"", "").await;
     let snip = v["items"][0]["snippet"].as_str().expect("snippet");
     assert!(snip.contains("&lt;normal&gt; &amp;"), "{snip}");
@@ -126,7 +131,10 @@ async fn search_through_the_api_and_the_cli() {
         assert!(msg.contains(needle), "{q}: {msg}");
     }
     let (status, body) = n.get("/api/v1/search?q=x&version=1").await;
-    assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_query")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_query"))
+    );
     let (status, _) = n.get("/api/v1/search?q=x&datanet=nope").await;
     assert_eq!(status, 404);
 
@@ -136,7 +144,10 @@ async fn search_through_the_api_and_the_cli() {
     let out = n.cli(&["search", "pressure"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("[pressure]") && text.contains("row "), "{text}");
+    assert!(
+        text.contains("[pressure]") && text.contains("row "),
+        "{text}"
+    );
     let line = n.cli_fails(&["search", "\"oops"]);
     assert!(line.contains("unbalanced quotes"), "{line}");
 }
@@ -164,7 +175,11 @@ async fn search_agrees_with_the_store_across_restarts_and_kills() {
     }
     let mut round = 0u64;
     for _ in 0..4 {
-        let slug = if round % 2 == 0 { "alpha" } else { "beta" };
+        let slug = if round.is_multiple_of(2) {
+            "alpha"
+        } else {
+            "beta"
+        };
         let body = format!(
             "Round {round} first paragraph about rivers.\n\nRound {round} second about mountains."
         );
@@ -202,10 +217,17 @@ async fn search_agrees_with_the_store_across_restarts_and_kills() {
                 let domain = crate::support::domain();
                 let mut r = start;
                 loop {
-                    let slug = if r % 2 == 0 { "alpha" } else { "beta" };
-                    let body = format!("Round {r} first about rivers.\n\nRound {r} second about hills.");
+                    let slug = if r.is_multiple_of(2) { "alpha" } else { "beta" };
+                    let body =
+                        format!("Round {r} first about rivers.\n\nRound {r} second about hills.");
                     let Ok(c) = client
-                        .contribute(&domain, &dev(1), slug, &format!("k{r}.txt"), body.into_bytes())
+                        .contribute(
+                            &domain,
+                            &dev(1),
+                            slug,
+                            &format!("k{r}.txt"),
+                            body.into_bytes(),
+                        )
                         .await
                     else {
                         return;
@@ -231,7 +253,10 @@ async fn search_agrees_with_the_store_across_restarts_and_kills() {
             let mut s = BTreeSet::new();
             for slug in ["alpha", "beta"] {
                 for c in n
-                    .all_pages(&format!("/api/v1/datanets/{slug}/contributions?status=pending"), 100)
+                    .all_pages(
+                        &format!("/api/v1/datanets/{slug}/contributions?status=pending"),
+                        100,
+                    )
                     .await
                 {
                     s.extend(u(&c, "first_row")..u(&c, "first_row") + u(&c, "row_count"));

@@ -422,7 +422,13 @@ async fn memory_limit_cancels_the_query_and_the_node_keeps_serving() {
     .await;
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"]["code"], "sql_memory", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains("memory limit"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("memory limit"),
+        "{v}"
+    );
     let (st, v) = sql(&n, "SELECT count(*) FROM datanets").await;
     assert_eq!((st, &v["rows"]), (200, &json!([[0]])));
 }

@@ -468,7 +468,8 @@ impl ErrorHandler for Errors {
         if let PgWireError::ApiError(b) = error {
             let e = if let Some(d) = b.downcast_ref::<datafusion::error::DataFusionError>() {
                 Some(SqlError::from_df(d.clone_for_message()))
-            } else if let Some(p) = b.downcast_ref::<datafusion::sql::sqlparser::parser::ParserError>()
+            } else if let Some(p) =
+                b.downcast_ref::<datafusion::sql::sqlparser::parser::ParserError>()
             {
                 Some(SqlError::syntax(&p.to_string()))
             } else {

@@ -104,8 +104,14 @@ pub(super) async fn search(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
         .map(parse_addr)
         .transpose()?;
     let tag = req.q("tag").filter(|t| !t.is_empty()).map(str::to_string);
-    let cursor = req.q("cursor").filter(|c| !c.is_empty()).map(str::to_string);
-    let slug = req.q("datanet").filter(|s| !s.is_empty()).map(str::to_string);
+    let cursor = req
+        .q("cursor")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    let slug = req
+        .q("datanet")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     let include_pending = match req.q("include_pending") {
         None | Some("" | "false" | "0") => false,
         Some("true" | "1") => true,
@@ -153,8 +159,8 @@ pub(super) async fn search(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
         let snap = n.store.snapshot()?;
         let mut slugs: HashMap<u64, String> = HashMap::new();
         for h in &page.hits {
-            if !slugs.contains_key(&h.datanet) {
-                slugs.insert(h.datanet, snap.datanet_by_id(h.datanet)?.slug);
+            if let std::collections::hash_map::Entry::Vacant(e) = slugs.entry(h.datanet) {
+                e.insert(snap.datanet_by_id(h.datanet)?.slug);
             }
         }
         Ok((page, slugs, n.search.indexed_seq()))

@@ -102,7 +102,9 @@ fn prepare() -> Result<(), String> {
         {
             apt_install(&["python3-venv"])?;
         }
-        run(Command::new("python3").args(["-m", "venv"]).arg(root.join("target/pyenv")))?;
+        run(Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(root.join("target/pyenv")))?;
         run(Command::new(&py).args(["-m", "pip", "install", "-q", "psycopg[binary]>=3.1,<4"]))?;
     }
     Ok(())

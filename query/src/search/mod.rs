@@ -337,7 +337,10 @@ impl SearchIndex {
                     })?;
                 }
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    ix(format!("cannot create the index dir {}: {e}", dir.display()))
+                    ix(format!(
+                        "cannot create the index dir {}: {e}",
+                        dir.display()
+                    ))
                 })?;
                 let index = Index::create_in_dir(dir, schema).map_err(ix)?;
                 let p = Payload {
@@ -350,7 +353,10 @@ impl SearchIndex {
         };
         register_tokenizers(&index);
         let writer = index
-            .writer_with_num_threads(cfg.threads.max(1), cfg.heap_bytes.max(cfg.threads * (16 << 20)))
+            .writer_with_num_threads(
+                cfg.threads.max(1),
+                cfg.heap_bytes.max(cfg.threads * (16 << 20)),
+            )
             .map_err(ix)?;
         let reader = index
             .reader_builder()
@@ -583,7 +589,8 @@ impl Inner {
             if c.status == Status::Rejected {
                 for r in c.first_row..c.first_row + c.row_count {
                     if r <= w.max_row {
-                        w.writer.delete_term(Term::from_field_u64(self.fields.row, r));
+                        w.writer
+                            .delete_term(Term::from_field_u64(self.fields.row, r));
                     }
                 }
             } else {
@@ -729,13 +736,16 @@ impl Inner {
 
     fn filters(&self, q: &SearchQuery) -> Result<Vec<(Occur, Box<dyn Query>)>> {
         let f = &self.fields;
-        let konst = |q: Box<dyn Query>| -> Box<dyn Query> { Box::new(ConstScoreQuery::new(q, 0.0)) };
-        let term = |t: Term| -> Box<dyn Query> {
-            Box::new(TermQuery::new(t, IndexRecordOption::Basic))
-        };
+        let konst =
+            |q: Box<dyn Query>| -> Box<dyn Query> { Box::new(ConstScoreQuery::new(q, 0.0)) };
+        let term =
+            |t: Term| -> Box<dyn Query> { Box::new(TermQuery::new(t, IndexRecordOption::Basic)) };
         let mut out: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if let Some(d) = q.datanet {
-            out.push((Occur::Must, konst(term(Term::from_field_u64(f.datanet_id, d)))));
+            out.push((
+                Occur::Must,
+                konst(term(Term::from_field_u64(f.datanet_id, d))),
+            ));
         }
         match q.version {
             Some(v) => {
@@ -746,11 +756,19 @@ impl Inner {
                 }
                 out.push((
                     Occur::Must,
-                    konst(parse::u64_range(f.added_in, Bound::Unbounded, Bound::Included(v))),
+                    konst(parse::u64_range(
+                        f.added_in,
+                        Bound::Unbounded,
+                        Bound::Included(v),
+                    )),
                 ));
                 out.push((
                     Occur::Must,
-                    konst(parse::u64_range(f.removed_in, Bound::Excluded(v), Bound::Unbounded)),
+                    konst(parse::u64_range(
+                        f.removed_in,
+                        Bound::Excluded(v),
+                        Bound::Unbounded,
+                    )),
                 ));
             }
             None => {
@@ -769,7 +787,10 @@ impl Inner {
                         .map(|d| (Occur::Should, term(Term::from_field_u64(f.datanet_id, d))))
                         .collect();
                     let pending = BooleanQuery::new(vec![
-                        (Occur::Must, term(Term::from_field_text(f.state, STATE_PENDING))),
+                        (
+                            Occur::Must,
+                            term(Term::from_field_text(f.state, STATE_PENDING)),
+                        ),
                         (Occur::Must, Box::new(BooleanQuery::new(of_datanets))),
                     ]);
                     out.push((
@@ -832,7 +853,9 @@ impl Inner {
             .search(
                 &*query,
                 &(
-                    TopDocs::with_limit(q.limit).and_offset(offset).order_by_score(),
+                    TopDocs::with_limit(q.limit)
+                        .and_offset(offset)
+                        .order_by_score(),
                     Count,
                 ),
             )
@@ -960,7 +983,12 @@ impl Inner {
             }
         }
         let tokenizer = self.index.tokenizer_for_field(field).map_err(ix)?;
-        Ok(SnippetGenerator::new(terms, tokenizer, field, SNIPPET_CHARS))
+        Ok(SnippetGenerator::new(
+            terms,
+            tokenizer,
+            field,
+            SNIPPET_CHARS,
+        ))
     }
 }
 

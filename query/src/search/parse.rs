@@ -69,13 +69,11 @@ fn check_balance(text: &str) -> Result<()> {
                 }
             }
             '(' if quote_start.is_none() => depth.push(i),
-            ')' if quote_start.is_none() => {
-                if depth.pop().is_none() {
-                    return Err(invalid(format!(
-                        "unbalanced parenthesis: the ')' at character {} closes nothing",
-                        i + 1
-                    )));
-                }
+            ')' if quote_start.is_none() && depth.pop().is_none() => {
+                return Err(invalid(format!(
+                    "unbalanced parenthesis: the ')' at character {} closes nothing",
+                    i + 1
+                )));
             }
             _ => {}
         }
@@ -222,12 +220,13 @@ impl Compiler<'_> {
                     "tag" => raw(f.tag, phrase, prefix).map(Some),
                     "contribution" | "row" => {
                         let n: u64 = lit.phrase.trim().parse().map_err(|_| {
-                            invalid(format!(
-                                "{field}:{} — {field} takes a number",
-                                lit.phrase
-                            ))
+                            invalid(format!("{field}:{} — {field} takes a number", lit.phrase))
                         })?;
-                        let fld = if field == "row" { f.row } else { f.contribution };
+                        let fld = if field == "row" {
+                            f.row
+                        } else {
+                            f.contribution
+                        };
                         Ok(Some(Box::new(TermQuery::new(
                             Term::from_field_u64(fld, n),
                             IndexRecordOption::Basic,
@@ -252,7 +251,9 @@ impl Compiler<'_> {
                 if !is_public(field) {
                     return Err(unknown_field(field));
                 }
-                Err(invalid("field:* is not supported; use * alone to match every row"))
+                Err(invalid(
+                    "field:* is not supported; use * alone to match every row",
+                ))
             }
         }
     }

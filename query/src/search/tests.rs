@@ -196,7 +196,10 @@ fn versions_take_downs_and_pending() {
         ..q("fever")
     };
     assert_eq!(ids(&idx, &tagged), vec![r2]);
-    assert_eq!(ids(&idx, &q(&format!("contributor:{}", hex_addr(&BOB)))), vec![r2]);
+    assert_eq!(
+        ids(&idx, &q(&format!("contributor:{}", hex_addr(&BOB)))),
+        vec![r2]
+    );
     assert_eq!(ids(&idx, &q("contributor:0xB0B0*")), vec![r2]);
     assert_eq!(ids(&idx, &q("datanet:med AND fev*")), vec![r2]);
     assert_eq!(ids(&idx, &q("\"second fever\"")), vec![r2]);
@@ -227,7 +230,11 @@ fn snippets_highlight_and_escape() {
         "&lt;b&gt;<mark>renal</mark>&lt;/b&gt; function &amp; the kidney"
     );
     let page = idx.search(&q("kid*")).expect("search");
-    assert!(page.hits[0].snippet.contains("<mark>kidney</mark>"), "{}", page.hits[0].snippet);
+    assert!(
+        page.hits[0].snippet.contains("<mark>kidney</mark>"),
+        "{}",
+        page.hits[0].snippet
+    );
     assert!(page.hits[0].score > 0.0);
 }
 
@@ -361,7 +368,9 @@ fn bad_queries_have_clear_errors() {
     assert!(err(&idx, "row:[1 TO 5]").contains("not supported"));
     let mut v = q("x");
     v.version = Some(1);
-    assert!(matches!(idx.search(&v), Err(Error::InvalidSearch(m)) if m.contains("needs a datanet")));
+    assert!(
+        matches!(idx.search(&v), Err(Error::InvalidSearch(m)) if m.contains("needs a datanet"))
+    );
     let mut c = q("x");
     c.cursor = Some("zzz".into());
     assert!(matches!(idx.search(&c), Err(Error::InvalidSearch(_))));
@@ -369,7 +378,16 @@ fn bad_queries_have_clear_errors() {
     l.limit = 0;
     assert!(matches!(idx.search(&l), Err(Error::InvalidSearch(_))));
     // Valid queries on an empty index simply find nothing.
-    for ok in ["a AND b", "NOT a", "-a", "\"a b\"~2", "a^2 b", "ab*", "\"a b\"*", "tag:x"] {
+    for ok in [
+        "a AND b",
+        "NOT a",
+        "-a",
+        "\"a b\"~2",
+        "a^2 b",
+        "ab*",
+        "\"a b\"*",
+        "tag:x",
+    ] {
         assert!(idx.search(&q(ok)).expect(ok).hits.is_empty(), "{ok}");
     }
 }

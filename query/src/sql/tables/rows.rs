@@ -125,7 +125,7 @@ impl Table for Rows {
                 contributor = format!("0x{}", hex::encode(c.contributor));
             }
             let taken = if need_removed {
-                if !removed.contains_key(&c.datanet) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = removed.entry(c.datanet) {
                     let mut m = HashMap::new();
                     for e in versions.range((c.datanet, 0)..=(c.datanet, u64::MAX))? {
                         let v: Version = decode(e?.1.value())?;
@@ -133,7 +133,7 @@ impl Table for Rows {
                             m.insert(r, v.number);
                         }
                     }
-                    removed.insert(c.datanet, m);
+                    slot.insert(m);
                 }
                 removed.get(&c.datanet)
             } else {
