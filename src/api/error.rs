@@ -70,6 +70,11 @@ impl ApiError {
             body["error"]["reset_at"] = r.into();
         }
         let mut resp = json(self.status, &body);
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The unread body stays on the wire: tell the client not to reuse the connection.
+            resp.headers_mut()
+                .insert("connection", warp::http::HeaderValue::from_static("close"));
+        }
         if let Some(r) = self.reset_at {
             let secs = r.saturating_sub(commons_storage::now_ms()).div_ceil(1000);
             if let Ok(v) = warp::http::HeaderValue::from_str(&secs.to_string()) {
