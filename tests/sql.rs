@@ -413,7 +413,6 @@ async fn formats_params_errors_and_the_cli() {
 }
 
 #[tokio::test]
-#[ignore = "issue 3: the DataFusion memory pool does not cancel this aggregate yet; the query runs into the time limit instead"]
 async fn memory_limit_cancels_the_query_and_the_node_keeps_serving() {
     let n = Node::start(Opts::args(&[
         "--sql-memory-limit-bytes",

@@ -28,6 +28,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::config::Dialect;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -114,7 +115,12 @@ impl SqlEngine {
         config: SqlConfig,
         search: Option<Arc<dyn FullText>>,
     ) -> Result<Self, SqlError> {
+        // No spilling: a query over the memory limit fails at once instead of writing
+        // temporary files on the node's disk from async threads.
         let runtime = RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
             .with_memory_limit(config.memory_limit, 1.0)
             .build_arc()
             .map_err(SqlError::from_df)?;
