@@ -784,33 +784,44 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
         DatanetCmd::Contribute { slug, files } => {
             let key = key(g)?;
             let domain = c.domain().await?;
-            let bar = if g.json || files.len() < 2 {
-                indicatif::ProgressBar::hidden()
-            } else {
-                indicatif::ProgressBar::new(files.len() as u64)
-            };
-            let mut out = Vec::new();
-            for f in &files {
-                let bytes =
-                    std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-                let name = f
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .ok_or_else(|| anyhow!("{} has no usable file name", f.display()))?;
+            let v = if files.len() == 1 {
+                let (name, bytes) = read_upload(&files[0])?;
                 let v = c
-                    .contribute(&domain, &key, &slug, name, bytes)
+                    .contribute(&domain, &key, &slug, &name, bytes)
                     .await
-                    .with_context(|| format!("{}", f.display()))?;
-                bar.inc(1);
-                out.push(v);
-            }
-            bar.finish_and_clear();
-            let v = Value::Array(out);
+                    .with_context(|| files[0].display().to_string())?;
+                Value::Array(vec![v])
+            } else {
+                contribute_many(g, &c, &domain, &key, &slug, &files).await?
+            };
             print(g, &v, |v| {
                 for it in v.as_array().into_iter().flatten() {
-                    print_contribution(it);
+                    if !it["error"].is_object() {
+                        print_contribution(it);
+                    }
                 }
             });
+            let refused: Vec<String> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|it| it["error"].is_object())
+                .map(|it| {
+                    format!(
+                        "{}: {}",
+                        it["file"].as_str().unwrap_or("?"),
+                        it["error"]["message"].as_str().unwrap_or("refused")
+                    )
+                })
+                .collect();
+            if !refused.is_empty() {
+                bail!(
+                    "{} of {} files were refused: {}",
+                    refused.len(),
+                    files.len(),
+                    refused.join("; ")
+                );
+            }
         }
         DatanetCmd::Review {
             slug,
@@ -1266,4 +1277,66 @@ async fn search(g: &Global, c: &Client, a: SearchArgs) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// A file to upload: its plain name and its bytes.
+fn read_upload(f: &std::path::Path) -> anyhow::Result<(String, Vec<u8>)> {
+    let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+    let name = f
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("{} has no usable file name", f.display()))?;
+    Ok((name.to_string(), bytes))
+}
+
+/// Files per batch request and bytes per batch request the CLI sends.
+const UPLOAD_BATCH_FILES: usize = 200;
+const UPLOAD_BATCH_BYTES: usize = 32 << 20;
+
+/// Upload many files in batch requests; one item per file, in order: the contribution, or
+/// `{"file", "error"}` for a file the node refused.
+async fn contribute_many(
+    g: &Global,
+    c: &Client,
+    domain: &alloy_sol_types::Eip712Domain,
+    key: &alloy_signer_local::PrivateKeySigner,
+    slug: &str,
+    files: &[PathBuf],
+) -> anyhow::Result<Value> {
+    let bar = if g.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(files.len() as u64)
+    };
+    let mut out = Vec::with_capacity(files.len());
+    let mut start = 0;
+    while start < files.len() {
+        let (mut batch, mut names, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+        while start + batch.len() < files.len()
+            && batch.len() < UPLOAD_BATCH_FILES
+            && (batch.is_empty() || bytes < UPLOAD_BATCH_BYTES)
+        {
+            let f = &files[start + batch.len()];
+            let (name, data) = read_upload(f)?;
+            bytes += data.len();
+            names.push(f.display().to_string());
+            batch.push((name, data));
+        }
+        let n = batch.len();
+        let v = c.contribute_batch(domain, key, slug, batch).await?;
+        let items = v["items"]
+            .as_array()
+            .ok_or_else(|| anyhow!("the node answered a batch upload without items"))?;
+        for (it, name) in items.iter().zip(names) {
+            if it["contribution"].is_object() {
+                out.push(it["contribution"].clone());
+            } else {
+                out.push(json!({"file": name, "error": it["error"].clone()}));
+            }
+        }
+        bar.inc(n as u64);
+        start += n;
+    }
+    bar.finish_and_clear();
+    Ok(Value::Array(out))
 }

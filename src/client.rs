@@ -215,6 +215,56 @@ impl Client {
         Self::answer(r).await
     }
 
+    /// Upload several files in one request (`POST …/contributions/batch`), each signed by
+    /// `key`. The answer lists, per file, the contribution or the error.
+    pub async fn contribute_batch(
+        &self,
+        domain: &Eip712Domain,
+        key: &PrivateKeySigner,
+        slug: &str,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> anyhow::Result<Value> {
+        let mut entries = Vec::with_capacity(files.len());
+        for (name, bytes) in &files {
+            let (nonce, deadline) = fresh();
+            let msg = auth::Contribute {
+                datanet: slug.to_string(),
+                fileHash: B256::from(*blake3::hash(bytes).as_bytes()),
+                fileName: name.clone(),
+                nonce,
+                deadline: U256::from(deadline),
+            };
+            let s = sign(&msg, domain, key, nonce, deadline)?;
+            entries.push(json!({
+                "name": name,
+                "signer": s.signer,
+                "nonce": s.nonce,
+                "deadline": s.deadline,
+                "signature": s.signature,
+            }));
+        }
+        let mut form = reqwest::multipart::Form::new()
+            .text("manifest", json!({ "files": entries }).to_string());
+        for (name, bytes) in files {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(name),
+            );
+        }
+        let path = format!(
+            "/api/v1/datanets/{}/contributions/batch",
+            percent_encoding::utf8_percent_encode(slug, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let r = self
+            .http
+            .post(self.url(&path))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        Self::answer(r).await
+    }
+
     /// Review contributions, signed by `key`.
     pub async fn review(
         &self,

@@ -873,6 +873,191 @@ async fn roles_let_a_reviewer_review_and_only_listed_contributors_contribute_pri
     assert!(line.contains("forbidden"), "{line}");
 }
 
+/// The manifest entry of one file in a batch upload, signed by `key`.
+fn batch_entry(
+    key: &alloy_signer_local::PrivateKeySigner,
+    slug: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Value {
+    let h: BTreeMap<String, String> = crate::support::upload_headers(key, slug, name, bytes, None)
+        .into_iter()
+        .collect();
+    json!({
+        "name": name,
+        "signer": h["x-commons-signer"],
+        "nonce": h["x-commons-nonce"],
+        "deadline": h["x-commons-deadline"].parse::<u64>().expect("deadline"),
+        "signature": h["x-commons-signature"],
+    })
+}
+
+async fn post_batch(
+    node: &Node,
+    slug: &str,
+    manifest: Option<&Value>,
+    files: &[(&str, &[u8])],
+) -> (u16, Value) {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(m) = manifest {
+        form = form.text("manifest", m.to_string());
+    }
+    for (name, bytes) in files {
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()),
+        );
+    }
+    let r = node
+        .http()
+        .post(node.at(&format!("/api/v1/datanets/{slug}/contributions/batch")))
+        .multipart(form)
+        .send()
+        .await
+        .expect("batch upload");
+    crate::support::answer(r).await
+}
+
+#[tokio::test]
+async fn a_batch_upload_stores_each_good_file_and_refuses_each_bad_one_alone() {
+    let node = Node::start(Opts::default());
+    node.create_datanet(&dev(0), "bulk", false).await;
+    let before = node.stats().await;
+    let good_a: &[u8] = b"first paragraph\n\nsecond paragraph\n";
+    let good_b: &[u8] = b"{\"q\":\"one\"}\n{\"q\":\"two\"}\n{\"q\":\"three\"}\n";
+    let bad_csv: &[u8] = b"a,b\n1,2\n\"open quote\n";
+    let forged: &[u8] = b"signed by someone else\n";
+    let mut forged_entry = batch_entry(&dev(2), "bulk", "f.txt", forged);
+    forged_entry["signer"] = json!(address(&dev(3)));
+    let manifest = json!({"files": [
+        batch_entry(&dev(1), "bulk", "a.txt", good_a),
+        batch_entry(&dev(1), "bulk", "bad.csv", bad_csv),
+        forged_entry,
+        batch_entry(&dev(2), "bulk", "b.jsonl", good_b),
+    ]});
+    let files = [
+        ("a.txt", good_a),
+        ("bad.csv", bad_csv),
+        ("f.txt", forged),
+        ("b.jsonl", good_b),
+    ];
+    let (status, v) = post_batch(&node, "bulk", Some(&manifest), &files).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!((u(&v, "created"), u(&v, "failed")), (2, 2), "{v}");
+    let items = v["items"].as_array().expect("items");
+    let statuses: Vec<u64> = items.iter().map(|i| u(i, "status")).collect();
+    assert_eq!(statuses, vec![201, 400, 401, 201], "{v}");
+    assert_eq!(items[1]["error"]["code"], "malformed_record", "{v}");
+    assert!(
+        items[1]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("line 3")),
+        "{v}"
+    );
+    assert_eq!(items[2]["error"]["code"], "signer_mismatch", "{v}");
+    let a = &items[0]["contribution"];
+    let b = &items[3]["contribution"];
+    assert_eq!((u(a, "row_count"), u(b, "row_count")), (2, 3), "{v}");
+    assert_eq!(a["status"], "pending", "{v}");
+    assert_eq!(a["contributor"], address(&dev(1)).as_str(), "{v}");
+    assert_eq!(b["contributor"], address(&dev(2)).as_str(), "{v}");
+    // Each stored file reads back whole; the refused ones left nothing.
+    assert_eq!(
+        node.get_ok(&format!("/api/v1/contributions/{}", u(a, "id")))
+            .await,
+        *a
+    );
+    let (s, blob) = node
+        .get(&format!("/api/v1/blobs/{}", blake3_hex(bad_csv)))
+        .await;
+    assert_eq!(s, 404, "{blob}");
+    let after = node.stats().await;
+    assert_eq!(
+        u(&after, "contributions") - u(&before, "contributions"),
+        2,
+        "{after}"
+    );
+    assert_eq!(u(&after, "rows") - u(&before, "rows"), 5, "{after}");
+
+    // A replayed manifest is refused file by file: every nonce is used.
+    let replay = json!({"files": [manifest["files"][0].clone()]});
+    let (status, v) = post_batch(&node, "bulk", Some(&replay), &files[..1]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["items"][0]["error"]["code"], "nonce_reused", "{v}");
+
+    // Request-level mistakes are refused whole.
+    let (s, v) = post_batch(&node, "bulk", None, &files[..1]).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    let two = json!({"files": [batch_entry(&dev(1), "bulk", "x.txt", b"x\n"), batch_entry(&dev(1), "bulk", "y.txt", b"y\n")]});
+    let (s, v) = post_batch(&node, "bulk", Some(&two), &[("x.txt", b"x\n")]).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    let (s, v) = post_batch(
+        &node,
+        "bulk",
+        Some(&two),
+        &[("y.txt", b"y\n"), ("x.txt", b"x\n")],
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    let (s, v) = post_batch(
+        &node,
+        "no-such",
+        Some(&two),
+        &[("x.txt", b"x\n"), ("y.txt", b"y\n")],
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
+    let r = node
+        .http()
+        .post(node.at("/api/v1/datanets/bulk/contributions/batch"))
+        .body("not multipart")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(
+        u(&node.stats().await, "contributions"),
+        u(&after, "contributions")
+    );
+
+    // The CLI sends several files as batches and names each refused file.
+    let dir = node.scratch();
+    let ok_path = dir.join("ok.txt");
+    let bad_path = dir.join("bad.jsonl");
+    std::fs::write(&ok_path, "fine\n").expect("write");
+    std::fs::write(&bad_path, "{\"a\":1}\nnot json\n").expect("write");
+    let line = node.cli_fails(&[
+        "--key",
+        "dev1",
+        "datanet",
+        "contribute",
+        "bulk",
+        &ok_path.display().to_string(),
+        &bad_path.display().to_string(),
+    ]);
+    assert!(line.contains("1 of 2 files were refused"), "{line}");
+    assert_eq!(
+        u(&node.stats().await, "contributions"),
+        u(&after, "contributions") + 1
+    );
+}
+
 #[test]
 fn dev_keys_are_the_well_known_accounts() {
     let out = crate::support::run_bounded(

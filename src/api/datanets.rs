@@ -439,27 +439,30 @@ fn header_auth(req: &Req) -> Result<Auth, ApiError> {
     })
 }
 
-pub(super) async fn contribute(
-    node: &Arc<Node>,
-    slug: &str,
-    req: &mut Req,
-) -> Result<Resp, ApiError> {
-    let file_name = req
-        .q("name")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_request("give the file name as ?name=FILE"))?
-        .to_string();
-    if file_name.len() > 255 || file_name.contains('/') || file_name.contains('\\') {
+/// Check a file name from a client: a plain name the format can be told from.
+fn upload_name(file_name: &str) -> Result<Format, ApiError> {
+    if file_name.is_empty()
+        || file_name.len() > 255
+        || file_name.contains('/')
+        || file_name.contains('\\')
+    {
         return Err(ApiError::bad_request(
             "the file name must be a plain name of at most 255 bytes",
         ));
     }
-    let format = Format::from_file_name(&file_name)?;
-    let a = header_auth(req)?;
-    // Unknown datanets are answered before the body is read.
-    let (n, s2) = (node.clone(), slug.to_string());
-    blocking(move || Ok(n.store.snapshot()?.datanet(&s2).map(|_| ())?)).await?;
-    let bytes = req.body(node.config.limits.max_upload_bytes).await?;
+    Ok(Format::from_file_name(file_name)?)
+}
+
+/// Everything about one uploaded file that is CPU work: its hash, the contributor's
+/// signature over it, and its rows. Runs on a blocking thread.
+fn prepare_upload(
+    node: &Node,
+    slug: &str,
+    file_name: String,
+    bytes: Vec<u8>,
+    a: &Auth,
+) -> Result<NewContribution, ApiError> {
+    let format = upload_name(&file_name)?;
     if bytes.is_empty() {
         return Err(parse::ParseError::Empty.into());
     }
@@ -471,21 +474,39 @@ pub(super) async fn contribute(
         nonce: a.nonce,
         deadline: U256::from(a.deadline),
     };
-    let signed = check(node, &msg, &a)?;
+    let signed = check(node, &msg, a)?;
+    let rows = parse::parse(format, &bytes)?;
+    Ok(NewContribution {
+        datanet: slug.to_string(),
+        file_name,
+        bytes,
+        file_hash,
+        format,
+        rows,
+        signed,
+    })
+}
+
+pub(super) async fn contribute(
+    node: &Arc<Node>,
+    slug: &str,
+    req: &mut Req,
+) -> Result<Resp, ApiError> {
+    let file_name = req
+        .q("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("give the file name as ?name=FILE"))?
+        .to_string();
+    upload_name(&file_name)?;
+    let a = header_auth(req)?;
+    // Unknown datanets are answered before the body is read.
+    let (n, s2) = (node.clone(), slug.to_string());
+    blocking(move || Ok(n.store.snapshot()?.datanet(&s2).map(|_| ())?)).await?;
+    let bytes = req.body(node.config.limits.max_upload_bytes).await?;
     let (n, slug) = (node.clone(), slug.to_string());
     let c = blocking(move || {
-        let rows = parse::parse(format, &bytes)?;
-        Ok(n.store
-            .contribute(NewContribution {
-                datanet: slug.clone(),
-                file_name,
-                bytes,
-                file_hash,
-                format,
-                rows,
-                signed,
-            })
-            .map(|c| (slug, c))?)
+        let c = prepare_upload(&n, &slug, file_name, bytes, &a)?;
+        Ok(n.store.contribute(c).map(|c| (slug, c))?)
     })
     .await?;
     metrics::counter!("commons_contributions_total").increment(1);
@@ -494,6 +515,177 @@ pub(super) async fn contribute(
         StatusCode::CREATED,
         &ContributionJson::new(&c.0, &c.1),
     ))
+}
+
+/// Most files in one batch upload.
+pub(crate) const MAX_BATCH_FILES: usize = 1000;
+/// Largest batch upload body.
+pub(crate) const MAX_BATCH_BYTES: u64 = 256 << 20;
+
+/// The first part of a batch upload: one signed entry per file part that follows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchManifest {
+    files: Vec<BatchEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchEntry {
+    name: String,
+    signer: String,
+    nonce: String,
+    deadline: u64,
+    signature: String,
+}
+
+impl BatchEntry {
+    fn auth(&self) -> Result<Auth, ApiError> {
+        Ok(Auth {
+            signer: Address::from(parse_addr(&self.signer)?),
+            nonce: parse_u256(&self.nonce, "nonce")?,
+            deadline: self.deadline,
+            signature: parse_signature(&self.signature)?,
+        })
+    }
+}
+
+fn multipart_error(e: multer::Error) -> ApiError {
+    match e {
+        multer::Error::FieldSizeExceeded { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a part of the upload is over the limit of {limit} bytes"),
+        ),
+        multer::Error::StreamSizeExceeded { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the upload is over the limit of {limit} bytes"),
+        ),
+        e => ApiError::bad_request(format!("malformed multipart body: {e}")),
+    }
+}
+
+/// Many files in one request (`multipart/form-data`: a `manifest` part, then one `file` part
+/// per manifest entry, in order), stored in one group commit. Each file is signed, checked
+/// and stored on its own; the answer says, per file, what became of it.
+pub(super) async fn contribute_batch(
+    node: &Arc<Node>,
+    slug: &str,
+    req: &mut Req,
+) -> Result<Resp, ApiError> {
+    const SHAPE: &str = "send multipart/form-data: a 'manifest' part with \
+        {\"files\":[{name,signer,nonce,deadline,signature}]}, then one 'file' part per entry";
+    let boundary = req
+        .header("content-type")
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| ApiError::bad_request(SHAPE))?;
+    let (n, s2) = (node.clone(), slug.to_string());
+    blocking(move || Ok(n.store.snapshot()?.datanet(&s2).map(|_| ())?)).await?;
+    let per_file = node.config.limits.max_upload_bytes;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(MAX_BATCH_BYTES.max(per_file))
+            .per_field(per_file.max(1 << 20)),
+    );
+    let mut mp = multer::Multipart::with_constraints(req.take_body(), boundary, constraints);
+    let first = mp
+        .next_field()
+        .await
+        .map_err(multipart_error)?
+        .ok_or_else(|| ApiError::bad_request(SHAPE))?;
+    if first.name() != Some("manifest") {
+        return Err(ApiError::bad_request(SHAPE));
+    }
+    let manifest: BatchManifest =
+        serde_json::from_slice(&first.bytes().await.map_err(multipart_error)?)
+            .map_err(|e| ApiError::bad_request(format!("invalid manifest: {e}")))?;
+    let count = manifest.files.len();
+    if count == 0 || count > MAX_BATCH_FILES {
+        return Err(ApiError::bad_request(format!(
+            "a batch holds 1 to {MAX_BATCH_FILES} files; the manifest lists {count}"
+        )));
+    }
+    let mut files = Vec::with_capacity(count);
+    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
+        let i = files.len();
+        if field.name() != Some("file") || i >= count {
+            return Err(ApiError::bad_request(format!(
+                "part {} is not one of the {count} 'file' parts the manifest announces",
+                i + 2
+            )));
+        }
+        if let Some(f) = field.file_name()
+            && f != manifest.files[i].name
+        {
+            return Err(ApiError::bad_request(format!(
+                "file part {} is named '{f}' but manifest entry {} is '{}'",
+                i + 1,
+                i + 1,
+                manifest.files[i].name
+            )));
+        }
+        files.push(field.bytes().await.map_err(multipart_error)?.to_vec());
+    }
+    if files.len() != count {
+        return Err(ApiError::bad_request(format!(
+            "the manifest lists {count} files but {} file parts came",
+            files.len()
+        )));
+    }
+    let (n, s2) = (node.clone(), slug.to_string());
+    let outcomes = blocking(move || {
+        let mut outcomes: Vec<Option<Result<model::Contribution, ApiError>>> =
+            Vec::with_capacity(count);
+        let mut ready = Vec::with_capacity(count);
+        let mut at = Vec::with_capacity(count);
+        for (i, (entry, bytes)) in manifest.files.into_iter().zip(files).enumerate() {
+            match entry
+                .auth()
+                .and_then(|a| prepare_upload(&n, &s2, entry.name, bytes, &a))
+            {
+                Ok(c) => {
+                    ready.push(c);
+                    at.push(i);
+                    outcomes.push(None);
+                }
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
+        }
+        if !ready.is_empty() {
+            for (i, r) in at.into_iter().zip(n.store.contribute_many(ready)?) {
+                outcomes[i] = Some(r.map_err(ApiError::from));
+            }
+        }
+        Ok(outcomes)
+    })
+    .await?;
+    let (mut created, mut rows) = (0u64, 0u64);
+    let items: Vec<_> = outcomes
+        .into_iter()
+        .map(|o| match o {
+            Some(Ok(c)) => {
+                created += 1;
+                rows += c.row_count;
+                json!({"status": 201, "contribution": ContributionJson::new(slug, &c)})
+            }
+            Some(Err(e)) => {
+                let mut err = json!({"code": e.code, "message": e.message});
+                if let Some(r) = e.reset_at {
+                    err["reset_at"] = r.into();
+                }
+                json!({"status": e.status.as_u16(), "error": err})
+            }
+            None => json!({"status": 500, "error": {"code": "internal", "message": "the file was not processed"}}),
+        })
+        .collect();
+    metrics::counter!("commons_contributions_total").increment(created);
+    metrics::counter!("commons_rows_ingested_total").increment(rows);
+    ok(&json!({
+        "created": created,
+        "failed": count as u64 - created,
+        "items": items,
+    }))
 }
 
 pub(super) async fn contributions(

@@ -96,6 +96,13 @@ impl Req {
         Ok(out)
     }
 
+    /// The body as a stream, for handlers that parse it as it arrives.
+    pub(crate) fn take_body(&mut self) -> BodyStream {
+        self.body
+            .take()
+            .unwrap_or_else(|| Box::pin(futures_util::stream::empty()))
+    }
+
     /// Read a JSON body (at most 1 MiB).
     pub(crate) async fn json<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ApiError> {
         let b = self.body(1 << 20).await?;
@@ -263,6 +270,9 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         ("GET", ["api", "v1", "datanets", slug, "diff"]) => datanets::diff(&node, slug, &req).await,
         ("POST", ["api", "v1", "datanets", slug, "contributions"]) => {
             datanets::contribute(&node, slug, &mut req).await
+        }
+        ("POST", ["api", "v1", "datanets", slug, "contributions", "batch"]) => {
+            datanets::contribute_batch(&node, slug, &mut req).await
         }
         ("GET", ["api", "v1", "datanets", slug, "contributions"]) => {
             datanets::contributions(&node, slug, &req).await

@@ -29,7 +29,7 @@ pub use store::{
     ReviewRequest, RolesRequest, RowPage, Snapshot, Stats, Store, TakeDownRequest, VerifyReport,
     valid_slug,
 };
-pub use writer::WriteCtx;
+pub use writer::{Tables, WriteCtx};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;

@@ -241,7 +241,7 @@ impl Store {
         self.write(move |ctx| {
             use_nonce_check(ctx, &d.signed)?;
             {
-                let slugs = ctx.txn.open_table(tables::DATANET_SLUGS)?;
+                let slugs = &ctx.t.datanet_slugs;
                 if slugs.get(d.slug.as_str())?.is_some() {
                     return Err(Error::SlugTaken(d.slug));
                 }
@@ -268,9 +268,7 @@ impl Store {
                 pending_count: 0,
                 edit_count: 0,
             };
-            ctx.txn
-                .open_table(tables::DATANET_SLUGS)?
-                .insert(dn.slug.as_str(), id)?;
+            ctx.t.datanet_slugs.insert(dn.slug.as_str(), id)?;
             put_datanet(ctx, &dn)?;
             ctx.record(Change::DatanetCreated { datanet: id })?;
             Ok(dn)
@@ -306,8 +304,8 @@ impl Store {
                 before,
                 after: e.metadata,
             };
-            ctx.txn
-                .open_table(tables::EDITS)?
+            ctx.t
+                .edits
                 .insert((dn.id, edit.number), encode(&edit).as_slice())?;
             put_datanet(ctx, &dn)?;
             ctx.record(Change::DatanetEdited { datanet: dn.id })?;
@@ -338,154 +336,37 @@ impl Store {
 
     /// Store a contribution, its blob and its rows as pending.
     pub fn contribute(&self, c: NewContribution) -> Result<Contribution> {
-        let size = c.bytes.len() as u64;
-        if size > self.limits.max_upload_bytes {
-            return Err(Error::TooLarge {
-                size,
-                limit: self.limits.max_upload_bytes,
-            });
-        }
-        if c.rows.is_empty() {
-            return Err(Error::Parse(crate::parse::ParseError::NoRows));
-        }
-        if blake3::hash(&c.bytes).as_bytes() != &c.file_hash {
-            return Err(Error::Invalid(
-                "the signed file hash does not match the uploaded bytes".into(),
-            ));
-        }
-        // Hash rows here, on the caller's thread, not on the writer's.
-        let rows: Vec<(Hash, String)> = c
-            .rows
-            .into_iter()
-            .map(|t| (*blake3::hash(t.as_bytes()).as_bytes(), t))
-            .collect();
+        let p = Prepared::new(c, &self.limits)?;
         let limits = self.limits;
-        let (datanet, file_name, bytes, file_hash, format, signed) = (
-            c.datanet,
-            c.file_name,
-            c.bytes,
-            c.file_hash,
-            c.format,
-            c.signed,
-        );
+        self.write(move |ctx| contribute_in(ctx, &limits, p))
+    }
+
+    /// Store many contributions in one group commit (a folder upload, a bulk import). Each
+    /// file is checked and stored on its own: the outer error is a database failure that
+    /// stored none of them; an inner error refuses that file only and leaves no trace of it.
+    pub fn contribute_many(
+        &self,
+        items: Vec<NewContribution>,
+    ) -> Result<Vec<Result<Contribution>>> {
+        let limits = self.limits;
+        let prepared: Vec<Result<Prepared>> = items
+            .into_iter()
+            .map(|c| Prepared::new(c, &limits))
+            .collect();
         self.write(move |ctx| {
-            let mut dn = datanet_by_slug_w(ctx, &datanet)?;
-            let who = signed.signer;
-            if !dn.may_contribute(&who) {
-                return Err(Error::Forbidden(format!(
-                    "'{}' is private and {} is not one of its contributors",
-                    dn.slug,
-                    hex_addr(&who)
-                )));
-            }
-            use_nonce_check(ctx, &signed)?;
-            let day = ctx.now_ms / DAY_MS;
-            let reset_at_ms = (day + 1) * DAY_MS;
-            let ckey = format!("c:{}", hex_addr(&who));
-            let dkey = format!("d:{}", dn.id);
-            let (c_bytes, c_files, d_bytes) = {
-                let q = ctx.txn.open_table(tables::QUOTAS)?;
-                let c = q
-                    .get((ckey.as_str(), day))?
-                    .map(|v| v.value())
-                    .unwrap_or((0, 0));
-                let d = q
-                    .get((dkey.as_str(), day))?
-                    .map(|v| v.value())
-                    .unwrap_or((0, 0));
-                (c.0, c.1, d.0)
-            };
-            if c_files + 1 > limits.daily_files_per_contributor {
-                return Err(Error::QuotaExceeded {
-                    what: format!(
-                        "daily quota of {} files per contributor reached",
-                        limits.daily_files_per_contributor
-                    ),
-                    reset_at_ms,
-                });
-            }
-            if c_bytes + size > limits.daily_bytes_per_contributor {
-                return Err(Error::QuotaExceeded {
-                    what: format!(
-                        "daily quota of {} bytes per contributor would be exceeded ({} used)",
-                        limits.daily_bytes_per_contributor, c_bytes
-                    ),
-                    reset_at_ms,
-                });
-            }
-            if d_bytes + size > limits.daily_bytes_per_datanet {
-                return Err(Error::QuotaExceeded {
-                    what: format!(
-                        "daily quota of {} bytes for datanet '{}' would be exceeded ({} used)",
-                        limits.daily_bytes_per_datanet, dn.slug, d_bytes
-                    ),
-                    reset_at_ms,
-                });
-            }
-            // Checks done: from here on only writes.
-            use_nonce(ctx, &signed)?;
-            {
-                let mut q = ctx.txn.open_table(tables::QUOTAS)?;
-                q.insert((ckey.as_str(), day), (c_bytes + size, c_files + 1))?;
-                q.insert((dkey.as_str(), day), (d_bytes + size, 0))?;
-            }
-            put_blob(ctx, &file_hash, &bytes, format.content_type())?;
-            let id = ctx.next_id(meta::NEXT_CONTRIBUTION, 1)?;
-            let row_count = rows.len() as u64;
-            let first_row = ctx.next_id(meta::NEXT_ROW, row_count)?;
-            {
-                let mut t = ctx.txn.open_table(tables::ROWS)?;
-                for (i, (hash, text)) in rows.into_iter().enumerate() {
-                    let row = Row {
-                        id: first_row + i as u64,
-                        datanet: dn.id,
-                        contribution: id,
-                        ordinal: i as u64,
-                        hash,
-                        text,
-                    };
-                    t.insert(row.id, encode(&row).as_slice())?;
+            let mut out = Vec::with_capacity(prepared.len());
+            for p in prepared {
+                let r = p.and_then(|p| contribute_in(ctx, &limits, p));
+                if let Err(e) = &r
+                    && e.is_fatal_for_transaction()
+                {
+                    return Err(Error::Internal(format!(
+                        "a write in this upload failed: {e}"
+                    )));
                 }
+                out.push(r);
             }
-            let contribution = Contribution {
-                id,
-                datanet: dn.id,
-                contributor: who,
-                file_name,
-                file_hash,
-                size,
-                format,
-                row_count,
-                first_row,
-                status: Status::Pending,
-                version: None,
-                reason: None,
-                reviewed_by: None,
-                reviewed_at: None,
-                created_at: ctx.now_ms,
-                signed,
-            };
-            put_contribution(ctx, &contribution)?;
-            ctx.txn
-                .open_table(tables::CONTRIBUTIONS_BY_DATANET)?
-                .insert((dn.id, id), Status::Pending.code())?;
-            ctx.txn
-                .open_table(tables::CONTRIBUTIONS_BY_CONTRIBUTOR)?
-                .insert((who, id), dn.id)?;
-            update_contributor(ctx, &who, |s| {
-                s.contributions += 1;
-                s.pending += 1;
-                s.rows += row_count;
-                s.bytes += size;
-            })?;
-            dn.contribution_count += 1;
-            dn.pending_count += 1;
-            put_datanet(ctx, &dn)?;
-            ctx.record(Change::Contributed {
-                datanet: dn.id,
-                contribution: id,
-            })?;
-            Ok(contribution)
+            Ok(out)
         })
     }
 
@@ -511,7 +392,7 @@ impl Store {
             ids.dedup();
             let mut contributions = Vec::with_capacity(ids.len());
             {
-                let t = ctx.txn.open_table(tables::CONTRIBUTIONS)?;
+                let t = &ctx.t.contributions;
                 for id in &ids {
                     let c: Contribution = match t.get(id)? {
                         Some(v) => decode(v.value())?,
@@ -542,8 +423,7 @@ impl Store {
                 c.reviewed_by = Some(who);
                 c.reviewed_at = Some(ctx.now_ms);
                 put_contribution(ctx, c)?;
-                ctx.txn
-                    .open_table(tables::CONTRIBUTIONS_BY_DATANET)?
+                ctx.t.contributions_by_datanet
                     .insert((dn.id, c.id), c.status.code())?;
                 let rows = c.row_count;
                 update_contributor(ctx, &c.contributor, |s| {
@@ -556,8 +436,8 @@ impl Store {
                     }
                 })?;
                 if let Some(v) = version_no {
-                    let rows_t = ctx.txn.open_table(tables::ROWS)?;
-                    let mut m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+                    let rows_t = &ctx.t.rows;
+                    let m = &mut ctx.t.membership;
                     for row_id in c.first_row..c.first_row + c.row_count {
                         let row: Row = match rows_t.get(row_id)? {
                             Some(g) => decode(g.value())?,
@@ -633,7 +513,7 @@ impl Store {
             ids.dedup();
             let mut entries = Vec::with_capacity(ids.len());
             {
-                let m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+                let m = &ctx.t.membership;
                 for id in &ids {
                     match m.get((dn.id, *id))? {
                         Some(g) if g.value().1 == u64::MAX => entries.push((*id, g.value())),
@@ -650,7 +530,7 @@ impl Store {
             use_nonce(ctx, &r.signed)?;
             let number = dn.latest_version + 1;
             {
-                let mut m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+                let m = &mut ctx.t.membership;
                 for (id, (added, _, hash)) in &entries {
                     m.insert((dn.id, *id), (*added, number, *hash))?;
                 }
@@ -687,7 +567,7 @@ impl Store {
     /// Add a custodial console user.
     pub fn create_user(&self, user: User) -> Result<User> {
         self.write(move |ctx| {
-            let mut t = ctx.txn.open_table(tables::USERS)?;
+            let t = &mut ctx.t.users;
             if t.get(user.username.as_str())?.is_some() {
                 return Err(Error::InvalidState(format!(
                     "user '{}' exists already",
@@ -702,7 +582,7 @@ impl Store {
     /// Store a session under the hash of its token.
     pub fn put_session(&self, token_hash: Hash, session: Session) -> Result<()> {
         self.write(move |ctx| {
-            let mut t = ctx.txn.open_table(tables::SESSIONS)?;
+            let t = &mut ctx.t.sessions;
             t.insert(token_hash, encode(&session).as_slice())?;
             Ok(())
         })
@@ -711,7 +591,7 @@ impl Store {
     /// Remove a session (logout) and any that have expired.
     pub fn delete_session(&self, token_hash: Hash) -> Result<()> {
         self.write(move |ctx| {
-            let mut t = ctx.txn.open_table(tables::SESSIONS)?;
+            let t = &mut ctx.t.sessions;
             t.remove(token_hash)?;
             let now = ctx.now_ms;
             t.retain(|_, v| {
@@ -724,62 +604,242 @@ impl Store {
     }
 }
 
+/// A contribution checked and hashed on the caller's thread, ready for the writer.
+struct Prepared {
+    datanet: String,
+    file_name: String,
+    bytes: Vec<u8>,
+    file_hash: Hash,
+    format: Format,
+    rows: Vec<(Hash, String)>,
+    signed: SignedBy,
+}
+
+impl Prepared {
+    fn new(c: NewContribution, limits: &Limits) -> Result<Self> {
+        let size = c.bytes.len() as u64;
+        if size > limits.max_upload_bytes {
+            return Err(Error::TooLarge {
+                size,
+                limit: limits.max_upload_bytes,
+            });
+        }
+        if c.rows.is_empty() {
+            return Err(Error::Parse(crate::parse::ParseError::NoRows));
+        }
+        if blake3::hash(&c.bytes).as_bytes() != &c.file_hash {
+            return Err(Error::Invalid(
+                "the signed file hash does not match the uploaded bytes".into(),
+            ));
+        }
+        let rows = c
+            .rows
+            .into_iter()
+            .map(|t| (*blake3::hash(t.as_bytes()).as_bytes(), t))
+            .collect();
+        Ok(Prepared {
+            datanet: c.datanet,
+            file_name: c.file_name,
+            bytes: c.bytes,
+            file_hash: c.file_hash,
+            format: c.format,
+            rows,
+            signed: c.signed,
+        })
+    }
+}
+
+/// The writer's half of a contribution: every check, then every write.
+fn contribute_in(ctx: &mut WriteCtx<'_>, limits: &Limits, p: Prepared) -> Result<Contribution> {
+    let Prepared {
+        datanet,
+        file_name,
+        bytes,
+        file_hash,
+        format,
+        rows,
+        signed,
+    } = p;
+    let size = bytes.len() as u64;
+    let mut dn = datanet_by_slug_w(ctx, &datanet)?;
+    let who = signed.signer;
+    if !dn.may_contribute(&who) {
+        return Err(Error::Forbidden(format!(
+            "'{}' is private and {} is not one of its contributors",
+            dn.slug,
+            hex_addr(&who)
+        )));
+    }
+    use_nonce_check(ctx, &signed)?;
+    let day = ctx.now_ms / DAY_MS;
+    let reset_at_ms = (day + 1) * DAY_MS;
+    let ckey = format!("c:{}", hex_addr(&who));
+    let dkey = format!("d:{}", dn.id);
+    let (c_bytes, c_files, d_bytes) = {
+        let q = &ctx.t.quotas;
+        let c = q
+            .get((ckey.as_str(), day))?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
+        let d = q
+            .get((dkey.as_str(), day))?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
+        (c.0, c.1, d.0)
+    };
+    if c_files + 1 > limits.daily_files_per_contributor {
+        return Err(Error::QuotaExceeded {
+            what: format!(
+                "daily quota of {} files per contributor reached",
+                limits.daily_files_per_contributor
+            ),
+            reset_at_ms,
+        });
+    }
+    if c_bytes + size > limits.daily_bytes_per_contributor {
+        return Err(Error::QuotaExceeded {
+            what: format!(
+                "daily quota of {} bytes per contributor would be exceeded ({} used)",
+                limits.daily_bytes_per_contributor, c_bytes
+            ),
+            reset_at_ms,
+        });
+    }
+    if d_bytes + size > limits.daily_bytes_per_datanet {
+        return Err(Error::QuotaExceeded {
+            what: format!(
+                "daily quota of {} bytes for datanet '{}' would be exceeded ({} used)",
+                limits.daily_bytes_per_datanet, dn.slug, d_bytes
+            ),
+            reset_at_ms,
+        });
+    }
+    // Checks done: from here on only writes.
+    use_nonce(ctx, &signed)?;
+    {
+        let q = &mut ctx.t.quotas;
+        q.insert((ckey.as_str(), day), (c_bytes + size, c_files + 1))?;
+        q.insert((dkey.as_str(), day), (d_bytes + size, 0))?;
+    }
+    put_blob(ctx, &file_hash, &bytes, format.content_type())?;
+    let id = ctx.next_id(meta::NEXT_CONTRIBUTION, 1)?;
+    let row_count = rows.len() as u64;
+    let first_row = ctx.next_id(meta::NEXT_ROW, row_count)?;
+    {
+        let t = &mut ctx.t.rows;
+        for (i, (hash, text)) in rows.into_iter().enumerate() {
+            let row = Row {
+                id: first_row + i as u64,
+                datanet: dn.id,
+                contribution: id,
+                ordinal: i as u64,
+                hash,
+                text,
+            };
+            t.insert(row.id, encode(&row).as_slice())?;
+        }
+    }
+    let contribution = Contribution {
+        id,
+        datanet: dn.id,
+        contributor: who,
+        file_name,
+        file_hash,
+        size,
+        format,
+        row_count,
+        first_row,
+        status: Status::Pending,
+        version: None,
+        reason: None,
+        reviewed_by: None,
+        reviewed_at: None,
+        created_at: ctx.now_ms,
+        signed,
+    };
+    put_contribution(ctx, &contribution)?;
+    ctx.t
+        .contributions_by_datanet
+        .insert((dn.id, id), Status::Pending.code())?;
+    ctx.t
+        .contributions_by_contributor
+        .insert((who, id), dn.id)?;
+    update_contributor(ctx, &who, |s| {
+        s.contributions += 1;
+        s.pending += 1;
+        s.rows += row_count;
+        s.bytes += size;
+    })?;
+    dn.contribution_count += 1;
+    dn.pending_count += 1;
+    put_datanet(ctx, &dn)?;
+    ctx.record(Change::Contributed {
+        datanet: dn.id,
+        contribution: id,
+    })?;
+    Ok(contribution)
+}
+
 fn hex_addr(a: &Address) -> String {
     format!("0x{}", hex::encode(a))
 }
 
 fn datanet_by_slug_w(ctx: &WriteCtx<'_>, slug: &str) -> Result<Datanet> {
     let id = ctx
-        .txn
-        .open_table(tables::DATANET_SLUGS)?
+        .t
+        .datanet_slugs
         .get(slug)?
         .map(|v| v.value())
         .ok_or_else(|| Error::not_found("datanet", slug))?;
-    let t = ctx.txn.open_table(tables::DATANETS)?;
-    let v = t
-        .get(id)?
-        .ok_or_else(|| Error::Internal(format!("slug {slug} points at missing datanet {id}")))?;
+    if let Some(d) = ctx.cache.datanets.get(&id) {
+        return Ok(d.clone());
+    }
+    let v =
+        ctx.t.datanets.get(id)?.ok_or_else(|| {
+            Error::Internal(format!("slug {slug} points at missing datanet {id}"))
+        })?;
     decode(v.value())
 }
 
-fn put_datanet(ctx: &WriteCtx<'_>, d: &Datanet) -> Result<()> {
-    ctx.txn
-        .open_table(tables::DATANETS)?
-        .insert(d.id, encode(d).as_slice())?;
+/// Written back to the table once per batch (see [`WriteCtx`]).
+fn put_datanet(ctx: &mut WriteCtx<'_>, d: &Datanet) -> Result<()> {
+    ctx.cache.datanets.insert(d.id, d.clone());
     Ok(())
 }
 
-fn put_contribution(ctx: &WriteCtx<'_>, c: &Contribution) -> Result<()> {
-    ctx.txn
-        .open_table(tables::CONTRIBUTIONS)?
-        .insert(c.id, encode(c).as_slice())?;
+fn put_contribution(ctx: &mut WriteCtx<'_>, c: &Contribution) -> Result<()> {
+    ctx.t.contributions.insert(c.id, encode(c).as_slice())?;
     Ok(())
 }
 
 fn put_version(ctx: &mut WriteCtx<'_>, v: &Version) -> Result<()> {
-    ctx.txn
-        .open_table(tables::VERSIONS)?
+    ctx.t
+        .versions
         .insert((v.datanet, v.number), encode(v).as_slice())?;
     ctx.add(meta::VERSIONS, 1)
 }
 
+/// Contributor totals live in the batch cache and are written back once per batch.
 fn update_contributor(
-    ctx: &WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_>,
     who: &Address,
     f: impl FnOnce(&mut ContributorStats),
 ) -> Result<()> {
-    let mut t = ctx.txn.open_table(tables::CONTRIBUTORS)?;
-    let mut s: ContributorStats = match t.get(who)? {
-        Some(v) => decode(v.value())?,
-        None => ContributorStats::default(),
-    };
-    f(&mut s);
-    t.insert(who, encode(&s).as_slice())?;
+    if !ctx.cache.contributors.contains_key(who) {
+        let s: ContributorStats = match ctx.t.contributors.get(who)? {
+            Some(v) => decode(v.value())?,
+            None => ContributorStats::default(),
+        };
+        ctx.cache.contributors.insert(*who, s);
+    }
+    if let Some(s) = ctx.cache.contributors.get_mut(who) {
+        f(s);
+    }
     Ok(())
 }
 
 fn use_nonce_check(ctx: &WriteCtx<'_>, s: &SignedBy) -> Result<()> {
-    let t = ctx.txn.open_table(tables::NONCES)?;
+    let t = &ctx.t.nonces;
     if t.get((s.signer, s.nonce))?.is_some() {
         return Err(Error::NonceReused {
             signer: hex_addr(&s.signer),
@@ -789,23 +849,22 @@ fn use_nonce_check(ctx: &WriteCtx<'_>, s: &SignedBy) -> Result<()> {
     Ok(())
 }
 
-fn use_nonce(ctx: &WriteCtx<'_>, s: &SignedBy) -> Result<()> {
-    ctx.txn
-        .open_table(tables::NONCES)?
-        .insert((s.signer, s.nonce), ctx.now_ms)?;
+fn use_nonce(ctx: &mut WriteCtx<'_>, s: &SignedBy) -> Result<()> {
+    let now = ctx.now_ms;
+    ctx.t.nonces.insert((s.signer, s.nonce), now)?;
     Ok(())
 }
 
 fn put_blob(ctx: &mut WriteCtx<'_>, hash: &Hash, bytes: &[u8], content_type: &str) -> Result<()> {
     {
-        let t = ctx.txn.open_table(tables::BLOBS)?;
+        let t = &ctx.t.blobs;
         if t.get(hash)?.is_some() {
             return Ok(());
         }
     }
     let chunks = bytes.len().div_ceil(BLOB_CHUNK).max(1) as u32;
     {
-        let mut c = ctx.txn.open_table(tables::BLOB_CHUNKS)?;
+        let c = &mut ctx.t.blob_chunks;
         for (i, chunk) in bytes.chunks(BLOB_CHUNK).enumerate() {
             c.insert((*hash, i as u32), chunk)?;
         }
@@ -816,16 +875,14 @@ fn put_blob(ctx: &mut WriteCtx<'_>, hash: &Hash, bytes: &[u8], content_type: &st
         chunks,
         created_at: ctx.now_ms,
     };
-    ctx.txn
-        .open_table(tables::BLOBS)?
-        .insert(hash, encode(&meta_rec).as_slice())?;
+    ctx.t.blobs.insert(hash, encode(&meta_rec).as_slice())?;
     ctx.add(meta::BLOBS, 1)?;
     ctx.add(meta::BLOB_BYTES, bytes.len() as u64)
 }
 
 /// Merkle root and row count of version `v` of a datanet, read inside the write.
 fn version_root(ctx: &WriteCtx<'_>, datanet: u64, v: u64) -> Result<(Hash, u64)> {
-    let m = ctx.txn.open_table(tables::MEMBERSHIP)?;
+    let m = &ctx.t.membership;
     let mut hashes = Vec::new();
     for e in m.range((datanet, 0)..=(datanet, u64::MAX))? {
         let (_, val) = e?;
@@ -1609,6 +1666,60 @@ mod tests {
             }),
             Err(Error::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_batch_stores_each_file_on_its_own() {
+        let (_d, s) = store(Limits {
+            daily_files_per_contributor: 3,
+            ..Limits::default()
+        });
+        let dn = datanet(&s, "bulk", 1);
+        let before = s.snapshot().expect("snap").stats().expect("stats");
+        let mut forged_hash = contribution("bulk", &["forged".into()], 13);
+        forged_hash.file_hash = [7; 32];
+        let out = s
+            .contribute_many(vec![
+                contribution("bulk", &["one".into(), "two".into()], 10),
+                contribution("bulk", &["again".into()], 10),
+                forged_hash,
+                contribution("nope", &["x".into()], 14),
+                contribution("bulk", &["three".into()], 11),
+                contribution("bulk", &["four".into()], 12),
+                contribution("bulk", &["five".into()], 15),
+            ])
+            .expect("batch");
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|r| match r {
+                Ok(_) => "ok",
+                Err(Error::NonceReused { .. }) => "nonce",
+                Err(Error::Invalid(_)) => "invalid",
+                Err(Error::NotFound { .. }) => "not_found",
+                Err(Error::QuotaExceeded { .. }) => "quota",
+                Err(_) => "other",
+            })
+            .collect();
+        // The nonce used earlier in the batch and the quota filled earlier in the batch count.
+        assert_eq!(
+            kinds,
+            ["ok", "nonce", "invalid", "not_found", "ok", "ok", "quota"]
+        );
+        let snap = s.snapshot().expect("snap");
+        let after = snap.stats().expect("stats");
+        assert_eq!(after.contributions, before.contributions + 3);
+        assert_eq!(after.rows, before.rows + 4);
+        let d = snap.datanet("bulk").expect("datanet");
+        assert_eq!((d.contribution_count, d.pending_count), (3, 3));
+        assert_eq!(d.id, dn.id);
+        let who = snap.contributor(&[2; 20]).expect("contributor");
+        assert_eq!((who.contributions, who.pending, who.rows), (3, 3, 4));
+        let ids: Vec<u64> = out.iter().flatten().map(|c| c.id).collect();
+        for id in ids {
+            let c = snap.contribution(id).expect("contribution");
+            let rows = snap.contribution_rows(&c, 0, 100).expect("rows").0;
+            assert_eq!(rows.len() as u64, c.row_count);
+        }
     }
 
     #[test]

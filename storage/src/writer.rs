@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use std::collections::HashMap;
+
+use redb::{Database, ReadableTable, Table, WriteTransaction};
 
 use crate::error::{Error, Result};
-use crate::model::{Change, ChangeRecord};
+use crate::model::{Change, ChangeRecord, ContributorStats, Datanet};
 use crate::tables::{self, meta};
 
 /// Most closures that share one transaction.
@@ -23,12 +25,76 @@ const MAX_BATCH: usize = 1024;
 /// Queue depth before callers wait (back-pressure).
 const QUEUE: usize = 4096;
 
-/// What a write closure sees: the transaction and the change log.
+/// Every table of the store, opened once per group commit: opening a redb table costs a
+/// lookup in the table tree, and a contribution touches a dozen tables.
+#[allow(missing_docs)]
+pub struct Tables<'a> {
+    pub meta: Table<'a, &'static str, u64>,
+    pub changes: Table<'a, u64, &'static [u8]>,
+    pub blobs: Table<'a, [u8; 32], &'static [u8]>,
+    pub blob_chunks: Table<'a, ([u8; 32], u32), &'static [u8]>,
+    pub datanets: Table<'a, u64, &'static [u8]>,
+    pub datanet_slugs: Table<'a, &'static str, u64>,
+    pub edits: Table<'a, (u64, u64), &'static [u8]>,
+    pub contributions: Table<'a, u64, &'static [u8]>,
+    pub contributions_by_datanet: Table<'a, (u64, u64), u8>,
+    pub contributions_by_contributor: Table<'a, ([u8; 20], u64), u64>,
+    pub contributors: Table<'a, [u8; 20], &'static [u8]>,
+    pub rows: Table<'a, u64, &'static [u8]>,
+    pub membership: Table<'a, (u64, u64), (u64, u64, [u8; 32])>,
+    pub versions: Table<'a, (u64, u64), &'static [u8]>,
+    pub quotas: Table<'a, (&'static str, u64), (u64, u64)>,
+    pub nonces: Table<'a, ([u8; 20], [u8; 32]), u64>,
+    pub users: Table<'a, &'static str, &'static [u8]>,
+    pub sessions: Table<'a, [u8; 32], &'static [u8]>,
+}
+
+impl std::fmt::Debug for Tables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tables")
+    }
+}
+
+impl<'a> Tables<'a> {
+    fn open(txn: &'a WriteTransaction) -> std::result::Result<Self, redb::TableError> {
+        Ok(Tables {
+            meta: txn.open_table(tables::META)?,
+            changes: txn.open_table(tables::CHANGES)?,
+            blobs: txn.open_table(tables::BLOBS)?,
+            blob_chunks: txn.open_table(tables::BLOB_CHUNKS)?,
+            datanets: txn.open_table(tables::DATANETS)?,
+            datanet_slugs: txn.open_table(tables::DATANET_SLUGS)?,
+            edits: txn.open_table(tables::EDITS)?,
+            contributions: txn.open_table(tables::CONTRIBUTIONS)?,
+            contributions_by_datanet: txn.open_table(tables::CONTRIBUTIONS_BY_DATANET)?,
+            contributions_by_contributor: txn.open_table(tables::CONTRIBUTIONS_BY_CONTRIBUTOR)?,
+            contributors: txn.open_table(tables::CONTRIBUTORS)?,
+            rows: txn.open_table(tables::ROWS)?,
+            membership: txn.open_table(tables::MEMBERSHIP)?,
+            versions: txn.open_table(tables::VERSIONS)?,
+            quotas: txn.open_table(tables::QUOTAS)?,
+            nonces: txn.open_table(tables::NONCES)?,
+            users: txn.open_table(tables::USERS)?,
+            sessions: txn.open_table(tables::SESSIONS)?,
+        })
+    }
+}
+
+/// Records that most writes of a batch update (a datanet's counters, a contributor's
+/// totals): kept decoded for the whole batch and written back once, before the commit.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    pub(crate) datanets: HashMap<u64, Datanet>,
+    pub(crate) contributors: HashMap<[u8; 20], ContributorStats>,
+}
+
+/// What a write closure sees: the open tables, the batch's caches and the change log.
 pub struct WriteCtx<'a> {
-    /// The shared write transaction.
-    pub txn: &'a WriteTransaction,
+    /// The tables, open in the shared write transaction.
+    pub t: Tables<'a>,
     /// Wall-clock time of the batch, unix ms.
     pub now_ms: u64,
+    pub(crate) cache: Cache,
     seq: u64,
 }
 
@@ -50,24 +116,40 @@ impl WriteCtx<'_> {
             at: self.now_ms,
             change,
         };
-        let mut t = self.txn.open_table(tables::CHANGES)?;
-        t.insert(self.seq, crate::encode(&rec).as_slice())?;
+        self.t
+            .changes
+            .insert(self.seq, crate::encode(&rec).as_slice())?;
         Ok(self.seq)
     }
 
     /// Take the next value of the counter `key` (starting at 1).
     pub fn next_id(&mut self, key: &str, count: u64) -> Result<u64> {
-        let mut t = self.txn.open_table(tables::META)?;
-        let next = t.get(key)?.map(|v| v.value()).unwrap_or(1);
-        t.insert(key, next + count)?;
+        let next = self.t.meta.get(key)?.map(|v| v.value()).unwrap_or(1);
+        self.t.meta.insert(key, next + count)?;
         Ok(next)
     }
 
     /// Add `delta` to the counter `key`.
     pub fn add(&mut self, key: &str, delta: u64) -> Result<()> {
-        let mut t = self.txn.open_table(tables::META)?;
-        let v = t.get(key)?.map(|v| v.value()).unwrap_or(0);
-        t.insert(key, v + delta)?;
+        let v = self.t.meta.get(key)?.map(|v| v.value()).unwrap_or(0);
+        self.t.meta.insert(key, v + delta)?;
+        Ok(())
+    }
+
+    /// Write the cached records back and the change sequence; the batch is then ready to
+    /// commit.
+    fn flush(&mut self, seq_before: u64) -> Result<()> {
+        for (id, d) in self.cache.datanets.drain() {
+            self.t.datanets.insert(id, crate::encode(&d).as_slice())?;
+        }
+        for (who, s) in self.cache.contributors.drain() {
+            self.t
+                .contributors
+                .insert(who, crate::encode(&s).as_slice())?;
+        }
+        if self.seq != seq_before {
+            self.t.meta.insert(meta::SEQ, self.seq)?;
+        }
         Ok(())
     }
 }
@@ -194,25 +276,32 @@ fn run(db: Arc<Database>, rx: Receiver<Box<dyn Job>>) {
 
 fn commit_batch(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     let txn = db.begin_write().map_err(|e| e.to_string())?;
-    let seq = {
-        let t = txn.open_table(tables::META).map_err(|e| e.to_string())?;
-        let v = t.get(meta::SEQ).map_err(|e| e.to_string())?;
-        v.map(|v| v.value()).unwrap_or(0)
-    };
-    let mut ctx = WriteCtx {
-        txn: &txn,
-        now_ms: crate::now_ms(),
-        seq,
-    };
-    for job in batch.iter_mut() {
-        if job.run(&mut ctx) {
+    let outcome = (|| {
+        let t = Tables::open(&txn).map_err(|e| e.to_string())?;
+        let seq = t
+            .meta
+            .get(meta::SEQ)
+            .map_err(|e| e.to_string())?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let mut ctx = WriteCtx {
+            t,
+            now_ms: crate::now_ms(),
+            cache: Cache::default(),
+            seq,
+        };
+        for job in batch.iter_mut() {
+            if job.run(&mut ctx) {
+                return Err("a write in this batch hit a database error".to_string());
+            }
+        }
+        ctx.flush(seq).map_err(|e| e.to_string())
+    })();
+    match outcome {
+        Ok(()) => txn.commit().map_err(|e| e.to_string()),
+        Err(e) => {
             let _ = txn.abort();
-            return Err("a write in this batch hit a database error".into());
+            Err(e)
         }
     }
-    if ctx.seq != seq {
-        let mut t = txn.open_table(tables::META).map_err(|e| e.to_string())?;
-        t.insert(meta::SEQ, ctx.seq).map_err(|e| e.to_string())?;
-    }
-    txn.commit().map_err(|e| e.to_string())
 }
