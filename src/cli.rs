@@ -792,7 +792,7 @@ async fn datanet(g: &Global, c: &Client, cmd: DatanetCmd) -> anyhow::Result<()> 
                     .with_context(|| files[0].display().to_string())?;
                 Value::Array(vec![v])
             } else {
-                contribute_many(g, &c, &domain, &key, &slug, &files).await?
+                contribute_many(g, c, &domain, &key, &slug, &files).await?
             };
             print(g, &v, |v| {
                 for it in v.as_array().into_iter().flatten() {
