@@ -383,7 +383,8 @@ pub(super) async fn diff(node: &Arc<Node>, slug: &str, req: &Req) -> Result<Resp
     let to = req
         .q_parse::<u64>("to")?
         .ok_or_else(|| ApiError::bad_request("give ?from=A&to=B"))?;
-    let (after, lim) = (cursor(req)?, limit(req)?);
+    let (after, counts) = diff_cursor(req)?;
+    let lim = limit(req)?;
     let (n, slug) = (node.clone(), slug.to_string());
     let body = blocking(move || {
         let s = n.store.snapshot()?;
@@ -396,7 +397,7 @@ pub(super) async fn diff(node: &Arc<Node>, slug: &str, req: &Req) -> Result<Resp
                 )));
             }
         }
-        let diff = s.diff(d.id, from, to, after, lim)?;
+        let diff = s.diff_page(d.id, from, to, after, lim, counts)?;
         let conv = |v: Vec<(model::Row, model::Membership)>| {
             let v: Vec<_> = v.into_iter().map(|(r, m)| (r, Some(m))).collect();
             rows_json(&s, &slug, &v)
@@ -408,11 +409,35 @@ pub(super) async fn diff(node: &Arc<Node>, slug: &str, req: &Req) -> Result<Resp
             "removed_count": diff.removed_count,
             "added": conv(diff.added)?,
             "removed": conv(diff.removed)?,
-            "next_cursor": diff.next_cursor.map(|c| c.to_string()),
+            "next_cursor": diff
+                .next_cursor
+                .map(|c| format!("{c}.{}.{}", diff.added_count, diff.removed_count)),
         }))
     })
     .await?;
     ok(&body)
+}
+
+/// A diff cursor: the row id to continue after and, from the page that made it, the counts
+/// (`ID.ADDED.REMOVED`), so that later pages need not count again. A bare id works too.
+fn diff_cursor(req: &Req) -> Result<(u64, Option<(u64, u64)>), ApiError> {
+    let Some(c) = req.q("cursor").filter(|c| !c.is_empty()) else {
+        return Ok((0, None));
+    };
+    let bad = || {
+        ApiError::bad_request(format!(
+            "query parameter 'cursor' has an invalid value '{c}'"
+        ))
+    };
+    let parts = c
+        .split('.')
+        .map(|p| p.parse::<u64>().map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    match parts.as_slice() {
+        [after] => Ok((*after, None)),
+        [after, added, removed] => Ok((*after, Some((*added, *removed)))),
+        _ => Err(bad()),
+    }
 }
 
 /// The `X-Commons-*` signature headers of an upload.

@@ -1129,16 +1129,36 @@ impl Snapshot {
 
     /// Rows in `to` but not `from` and the other way round, by row id after `after`.
     pub fn diff(&self, datanet: u64, from: u64, to: u64, after: u64, limit: usize) -> Result<Diff> {
+        self.diff_page(datanet, from, to, after, limit, None)
+    }
+
+    /// A page of [`Snapshot::diff`] when the counts are known from an earlier page (versions
+    /// never change, so neither do the counts between two of them): the scan starts after
+    /// the cursor and stops at the end of the page instead of walking the whole datanet.
+    pub fn diff_page(
+        &self,
+        datanet: u64,
+        from: u64,
+        to: u64,
+        after: u64,
+        limit: usize,
+        counts: Option<(u64, u64)>,
+    ) -> Result<Diff> {
         let m = self.txn.open_table(tables::MEMBERSHIP)?;
         let rows = self.txn.open_table(tables::ROWS)?;
+        let (added_count, removed_count) = counts.unwrap_or((0, 0));
         let mut d = Diff {
             added: vec![],
             removed: vec![],
-            added_count: 0,
-            removed_count: 0,
+            added_count,
+            removed_count,
             next_cursor: None,
         };
-        for e in m.range((datanet, 0)..=(datanet, u64::MAX))? {
+        let start = match counts {
+            Some(_) => after.saturating_add(1),
+            None => 0,
+        };
+        for e in m.range((datanet, start)..=(datanet, u64::MAX))? {
             let (k, v) = e?;
             let (added, removed, _) = v.value();
             let mem = Membership {
@@ -1149,10 +1169,12 @@ impl Snapshot {
             if in_from == in_to {
                 continue;
             }
-            if in_to {
-                d.added_count += 1;
-            } else {
-                d.removed_count += 1;
+            if counts.is_none() {
+                if in_to {
+                    d.added_count += 1;
+                } else {
+                    d.removed_count += 1;
+                }
             }
             let id = k.value().1;
             if id <= after || d.next_cursor.is_some() {
@@ -1165,6 +1187,9 @@ impl Snapshot {
                     .chain(d.removed.iter())
                     .map(|(r, _)| r.id)
                     .max();
+                if counts.is_some() {
+                    break;
+                }
                 continue;
             }
             let row: Row = match rows.get(id)? {
@@ -1573,6 +1598,33 @@ mod tests {
                         d.removed.iter().map(|r| r.0.id).collect::<Vec<_>>(),
                         removed
                     );
+                    assert_eq!(
+                        (d.added_count, d.removed_count),
+                        (added.len() as u64, removed.len() as u64)
+                    );
+                    // Paging, later pages with the counts known, gives the same rows.
+                    let first = snap.diff(dn.id, w[0], w[1], 0, 3).expect("diff");
+                    let counts = Some((first.added_count, first.removed_count));
+                    let mut ids: Vec<u64> = first
+                        .added
+                        .iter()
+                        .chain(&first.removed)
+                        .map(|r| r.0.id)
+                        .collect();
+                    let mut cursor = first.next_cursor;
+                    while let Some(c) = cursor {
+                        let p = snap
+                            .diff_page(dn.id, w[0], w[1], c, 3, counts)
+                            .expect("page");
+                        assert_eq!((p.added_count, p.removed_count), counts.expect("counts"));
+                        assert!(p.added.len() + p.removed.len() <= 3);
+                        ids.extend(p.added.iter().chain(&p.removed).map(|r| r.0.id));
+                        cursor = p.next_cursor;
+                    }
+                    ids.sort_unstable();
+                    let mut want: Vec<u64> = added.iter().chain(&removed).copied().collect();
+                    want.sort_unstable();
+                    assert_eq!(ids, want);
                 }
             }
         }

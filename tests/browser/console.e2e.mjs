@@ -16,7 +16,7 @@
 // Any failed check, uncaught page error or console error exits non-zero with a message.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, writeFile, mkdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -407,6 +407,53 @@ try {
     assert.equal(await page.locator('#removed-count').innerText(), '−0 removed');
     assert.deepEqual(await texts('#diff-added .row-text'), JSONL_LINES, 'the added rows are the .jsonl lines');
     assert.equal(await page.locator('#diff-removed').isVisible(), false, 'nothing was removed');
+  });
+
+  await step('search finds the accepted paragraph, highlighted, and links to its rows', async () => {
+    await go('#/search');
+    await visible('#search-q');
+    await page.fill('#search-q', 'rice farmers');
+    await page.selectOption('#search-datanet', slug);
+    // The index follows the store within a moment; search again until the hit is there.
+    await until(async () => {
+      await page.click('#search-go');
+      await page.waitForTimeout(200);
+      return (await page.locator('#search-hits .search-hit').count()) === 1;
+    }, 'one hit for the second paragraph');
+    const hit = page.locator('#search-hits .search-hit').first();
+    const marks = await hit.locator('.search-snippet mark').allInnerTexts();
+    assert.deepEqual(marks.map((m) => m.toLowerCase()).sort(), ['farmers', 'rice'], `highlighted words: ${marks}`);
+    assert.match(await hit.innerText(), new RegExp(slug));
+    assert.match(await page.locator('#search-count').innerText(), /^1 matching row\b/);
+    await hit.locator('a.search-hit-row').click();
+    await visible('.rows-table tbody tr.row');
+    assert.ok((await page.url()).includes(`#/datanets/${slug}/rows`), `the hit links to the rows (${page.url()})`);
+    await go('#/search');
+    await page.fill('#search-q', '"unbalanced');
+    await page.click('#search-go');
+    const err = await visible('#search-results .error, #search-results .alert, #search-results [role=alert]');
+    assert.match(await err.innerText(), /quote|parse|query/i, 'a bad query shows a readable error');
+  });
+
+  await step('SQL: a grouped query as a table, as a chart, and exported as CSV', async () => {
+    await go('#/sql');
+    await visible('#sql-editor');
+    const sql = `SELECT c.status, count(*) AS n FROM contributions c JOIN datanets d ON c.datanet = d.id WHERE d.slug = '${slug}' GROUP BY c.status ORDER BY c.status`;
+    await page.fill('#sql-editor', sql);
+    await page.click('#sql-run');
+    await visible('#sql-result tbody tr');
+    const rows = await page.locator('#sql-result tbody tr').allInnerTexts();
+    assert.deepEqual(rows.map((r) => r.split('\t').map((c) => c.trim())), [['accepted', '2'], ['rejected', '1']], `result rows: ${JSON.stringify(rows)}`);
+    await page.click('#sql-view-chart');
+    const chart = await visible('#sql-chart');
+    assert.equal(await chart.locator('rect').count() >= 2, true, 'one bar per status');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#sql-csv')]);
+    const csv = await readFile(await download.path(), 'utf8');
+    assert.deepEqual(csv.trim().split(/\r?\n/), ['status,n', 'accepted,2', 'rejected,1'], `CSV: ${csv}`);
+    await page.fill('#sql-editor', 'DELETE FROM rows');
+    await page.click('#sql-run');
+    const err = await visible('#sql-output .error, #sql-output .alert, #sql-output [role=alert]');
+    assert.match(await err.innerText(), /read-only|only queries|not allowed/i, 'a write is refused readably');
   });
 
   await step('the owner edits the datanet', async () => {
