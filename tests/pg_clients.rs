@@ -213,3 +213,106 @@ async fn psycopg_params_search_timeout_and_cancel() {
         );
     }
 }
+
+/// What DBeaver and Grafana send when they connect and browse (tests/pg_tools.py replays it
+/// through psycopg): every statement answers, and the catalogs list our tables and columns.
+#[tokio::test]
+async fn dbeaver_and_grafana_catalog_queries() {
+    let Some(py) = python() else {
+        return skip("python3 with psycopg");
+    };
+    let n = fixture(&["--pg", "127.0.0.1:0"]).await;
+    let port = pg_port(&n);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg_tools.py");
+    let mut c = Command::new(py);
+    c.arg(script)
+        .args(["127.0.0.1", &port.to_string(), "commons"]);
+    let out = run_bounded(c, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pg_tools.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let steps = v.as_object().expect("an object of steps");
+    let failed: Vec<String> = steps
+        .iter()
+        .filter(|(_, r)| r.get("error").is_some())
+        .map(|(k, r)| format!("{k}: {r}"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "statements refused:\n{}",
+        failed.join("\n")
+    );
+    let first = |k: &str| -> Vec<Value> {
+        v[k].as_array()
+            .unwrap_or_else(|| panic!("{k}: {v}"))
+            .iter()
+            .map(|r| r[0].clone())
+            .collect()
+    };
+    assert_eq!(v["current_schema"][0][0], "public", "{v}");
+    assert!(
+        v["version"][0][0]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("PostgreSQL 16."),
+        "clients parse the major version from version(): {v}"
+    );
+    assert_eq!(v["database"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["database"][0][1], "commons", "{v}");
+    let namespaces: Vec<&str> = v["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .filter_map(|r| r[1].as_str())
+        .collect();
+    for ns in ["public", "pg_catalog"] {
+        assert!(namespaces.contains(&ns), "namespace {ns}: {v}");
+    }
+    let tables: Vec<String> = v["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter_map(|r| r[1].as_str().map(str::to_string))
+        .collect();
+    let grafana: Vec<String> = first("grafana_tables")
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    for t in [
+        "contributions",
+        "contributors",
+        "datanet_tags",
+        "datanets",
+        "edits",
+        "rows",
+        "version_rows",
+        "versions",
+    ] {
+        assert!(tables.iter().any(|x| x == t), "pg_class lists {t}: {v}");
+        assert!(
+            grafana.iter().any(|x| x == t),
+            "information_schema lists {t}: {v}"
+        );
+    }
+    let cols: Vec<Value> = first("columns");
+    for c in ["id", "datanet", "contribution", "contributor", "text"] {
+        assert!(
+            cols.iter().any(|x| x == c),
+            "pg_attribute lists rows.{c}: {v}"
+        );
+    }
+    let vcols = first("grafana_columns");
+    for c in ["datanet", "number", "root", "row_count"] {
+        assert!(
+            vcols.iter().any(|x| x == c),
+            "information_schema lists versions.{c}: {v}"
+        );
+    }
+    let series = v["grafana_timeseries"].as_array().expect("series");
+    let total: i64 = series.iter().filter_map(|r| r[1].as_i64()).sum();
+    assert!(total > 0, "contributions per day: {v}");
+}

@@ -44,11 +44,12 @@ STEPS = [
     ("grafana_columns",
      "SELECT column_name, data_type FROM information_schema.columns "
      "WHERE table_name = %s ORDER BY column_name", ("versions",)),
-    # A Grafana time-series panel over contributions per day, as its macros expand.
+    # A Grafana time-series panel of contributions per day, its macros expanded as Grafana
+    # expands them: $__timeGroupAlias(created_at, 1d) and $__timeFilter(created_at).
     ("grafana_timeseries",
-     "SELECT date_trunc('day', to_timestamp(created_at / 1000)) AS time, count(*) AS n "
-     "FROM contributions WHERE to_timestamp(created_at / 1000) "
-     "BETWEEN '2000-01-01T00:00:00Z' AND '2100-01-01T00:00:00Z' "
+     "SELECT floor(extract(epoch from created_at)/86400)*86400 AS \"time\", count(*) AS n "
+     "FROM contributions "
+     "WHERE created_at BETWEEN '2000-01-01T00:00:00Z' AND '2100-01-01T00:00:00Z' "
      "GROUP BY 1 ORDER BY 1", None),
 ]
 

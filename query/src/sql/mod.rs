@@ -150,6 +150,8 @@ impl SqlEngine {
             datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
         )
         .map_err(|e| SqlError::from_df(*e))?;
+        // After the catalog setup, so that ours replaces DataFusion's `version()`.
+        ctx.register_udf(version_udf());
         Ok(SqlEngine {
             ctx: Arc::new(ctx),
             config,
@@ -326,4 +328,28 @@ impl Stream for Guarded {
             other => other,
         }
     }
+}
+
+/// `version()` as PostgreSQL clients parse it: tools such as DBeaver, Grafana and SQLAlchemy
+/// read the server's major version from a leading `PostgreSQL N.M`. The number is the one the
+/// wire listener announces as `server_version`; what really answers follows.
+fn version_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility};
+    let text = format!(
+        "PostgreSQL 16.6 on {}-{}, Commons {} (Apache DataFusion {})",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION,
+    );
+    datafusion::prelude::create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))
+        }),
+    )
 }
