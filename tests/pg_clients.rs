@@ -282,6 +282,17 @@ async fn dbeaver_and_grafana_catalog_queries() {
         .iter()
         .filter_map(|t| t.as_str().map(str::to_string))
         .collect();
+    let picker: Vec<String> = first("grafana_show_tables")
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    // datafusion-postgres answers Grafana's search-path subquery with an empty set (it has no
+    // `current_setting`), so the picker offers schema-qualified names; they query the same.
+    let qualified: Vec<String> = grafana.iter().map(|t| format!("public.{t}")).collect();
+    assert_eq!(
+        picker, qualified,
+        "Grafana's table picker lists the public tables: {v}"
+    );
     for t in [
         "contributions",
         "contributors",

@@ -14,6 +14,14 @@ import sys
 
 import psycopg
 
+SEARCH_PATH = (
+    "SELECT CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END "
+    "FROM generate_series("
+    "array_lower(string_to_array(current_setting('search_path'),','),1), "
+    "array_upper(string_to_array(current_setting('search_path'),','),1)) as i, "
+    "string_to_array(current_setting('search_path'),',') s"
+)
+
 STEPS = [
     # pgJDBC on connect, then DBeaver's first queries.
     ("jdbc_settings", "SET extra_float_digits = 3", None),
@@ -41,6 +49,21 @@ STEPS = [
     ("grafana_tables",
      "SELECT table_name FROM information_schema.tables "
      "WHERE table_schema = 'public' ORDER BY table_name", None),
+    # Grafana's PostgreSQL data source: its table picker (tables of the search path first,
+    # others schema-qualified) and its column picker, as Grafana writes them.
+    ("grafana_show_tables",
+     "SELECT CASE WHEN quote_ident(table_schema) IN (" + SEARCH_PATH + ") "
+     "THEN quote_ident(table_name) "
+     "ELSE quote_ident(table_schema) || '.' || quote_ident(table_name) END AS \"table\" "
+     "FROM information_schema.tables "
+     "WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog', "
+     "'_timescaledb_cache', '_timescaledb_catalog', '_timescaledb_internal', "
+     "'_timescaledb_config', 'timescaledb_information', 'timescaledb_experimental') "
+     "ORDER BY CASE WHEN quote_ident(table_schema) IN (" + SEARCH_PATH + ") "
+     "THEN 0 ELSE 1 END, 1", None),
+    ("grafana_schema",
+     "select quote_ident(column_name) as \"column\", data_type as \"type\" "
+     "from information_schema.columns where quote_ident(table_name) = 'versions'", None),
     ("grafana_columns",
      "SELECT column_name, data_type FROM information_schema.columns "
      "WHERE table_name = %s ORDER BY column_name", ("versions",)),
@@ -48,7 +71,7 @@ STEPS = [
     # expands them: $__timeGroupAlias(created_at, 1d) and $__timeFilter(created_at).
     ("grafana_timeseries",
      "SELECT floor(extract(epoch from created_at)/86400)*86400 AS \"time\", count(*) AS n "
-     "FROM contributions "
+     "FROM public.contributions "
      "WHERE created_at BETWEEN '2000-01-01T00:00:00Z' AND '2100-01-01T00:00:00Z' "
      "GROUP BY 1 ORDER BY 1", None),
 ]
