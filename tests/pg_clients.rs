@@ -269,7 +269,7 @@ async fn dbeaver_and_grafana_catalog_queries() {
         .iter()
         .filter_map(|r| r[1].as_str())
         .collect();
-    for ns in ["public", "pg_catalog"] {
+    for ns in ["public", "pg_catalog", "information_schema"] {
         assert!(namespaces.contains(&ns), "namespace {ns}: {v}");
     }
     let tables: Vec<String> = v["tables"]
@@ -323,6 +323,17 @@ async fn dbeaver_and_grafana_catalog_queries() {
             "information_schema lists versions.{c}: {v}"
         );
     }
+    // Grafana picks columns by their PostgreSQL type names.
+    let types: std::collections::BTreeMap<String, String> = v["grafana_schema"]
+        .as_array()
+        .expect("schema")
+        .iter()
+        .filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_str()?.to_string())))
+        .collect();
+    assert_eq!(types["created_at"], "timestamp with time zone", "{v}");
+    assert_eq!(types["number"], "bigint", "{v}");
+    assert_eq!(types["root"], "text", "{v}");
+    assert_eq!(types["contributions"], "ARRAY", "{v}");
     let series = v["grafana_timeseries"].as_array().expect("series");
     let total: i64 = series.iter().filter_map(|r| r[1].as_i64()).sum();
     assert!(total > 0, "contributions per day: {v}");

@@ -13,6 +13,7 @@
 //! error ([`SqlError`]) and the node keeps serving.
 
 mod errors;
+mod info_schema;
 pub(crate) mod scan;
 mod search_fn;
 mod tables;
@@ -125,13 +126,26 @@ impl SqlEngine {
             .build_arc()
             .map_err(SqlError::from_df)?;
         let mut session = SessionConfig::new()
-            .with_information_schema(true)
+            // Ours (PostgreSQL type names) is registered below in place of DataFusion's.
+            .with_information_schema(false)
             .with_default_catalog_and_schema(CATALOG, "public")
             .with_create_default_catalog_and_schema(true);
         if config.threads > 0 {
             session = session.with_target_partitions(config.threads);
         }
         let ctx = SessionContext::new_with_config_rt(session, runtime);
+        let catalogs = ctx.state().catalog_list().clone();
+        ctx.catalog(CATALOG)
+            .ok_or_else(|| {
+                SqlError::from_df(DataFusionError::Internal(format!(
+                    "catalog {CATALOG} is missing"
+                )))
+            })?
+            .register_schema(
+                info_schema::NAME,
+                Arc::new(info_schema::PgInformationSchema::new(catalogs)),
+            )
+            .map_err(SqlError::from_df)?;
         for t in tables::all() {
             let name = t.name();
             ctx.register_table(
