@@ -480,13 +480,7 @@ fn bench_library(
             .collect();
         barrier.wait();
         let start = Instant::now();
-        let mut all = Vec::with_capacity(n);
-        for h in handles {
-            match h.join() {
-                Ok(r) => all.extend(r?),
-                Err(_) => bail!("a library writer thread panicked"),
-            }
-        }
+        let all = join_writers(handles, n, "a library")?;
         Ok((start.elapsed(), all))
     })?;
     let peak = peak_rss_kib();
@@ -503,6 +497,22 @@ fn bench_library(
         format!("library, {per_call} files per call")
     };
     Ok(finish(name, corpus, wall, latencies, peak))
+}
+
+/// Wait for every writer thread of a phase; all their latencies.
+fn join_writers(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<Vec<u64>>>>,
+    n: usize,
+    what: &str,
+) -> anyhow::Result<Vec<u64>> {
+    let mut all = Vec::with_capacity(n);
+    for h in handles {
+        match h.join() {
+            Ok(r) => all.extend(r?),
+            Err(_) => bail!("{what} writer thread panicked"),
+        }
+    }
+    Ok(all)
 }
 
 fn finish(
@@ -585,13 +595,7 @@ fn bench_sqlite(corpus: &Corpus, clients: usize, path: &std::path::Path) -> anyh
             .collect();
         barrier.wait();
         let start = Instant::now();
-        let mut all = Vec::with_capacity(n);
-        for h in handles {
-            match h.join() {
-                Ok(r) => all.extend(r?),
-                Err(_) => bail!("an SQLite writer thread panicked"),
-            }
-        }
+        let all = join_writers(handles, n, "an SQLite")?;
         Ok((start.elapsed(), all))
     })?;
     let peak = peak_rss_kib();

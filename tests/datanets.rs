@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Node, Opts, address, blake3_hex, command, dev, fixture, json_output, merkle_root, u,
+    Node, Opts, address, assert_error, blake3_hex, command, dev, fixture, json_output, merkle_root,
+    u,
 };
 
 /// The ids of a list of rows or contributions.
@@ -496,11 +497,7 @@ async fn datanet_lifecycle_through_the_cli_and_the_api() {
     let (s, bad) = node
         .get("/api/v1/datanets/med-qa/diff?from=1&to=2&cursor=1.x")
         .await;
-    assert_eq!(
-        (s, bad["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{bad}"
-    );
+    assert_error(&(s, bad), 400, "bad_request");
 
     // Take two rows of version 1 down: version 3 without them; version 2 reads as before.
     let v2_before = node.get_ok("/api/v1/datanets/med-qa/versions/2").await;
@@ -1013,18 +1010,10 @@ async fn a_batch_upload_stores_each_good_file_and_refuses_each_bad_one_alone() {
 
     // Request-level mistakes are refused whole.
     let (s, v) = post_batch(&node, "bulk", None, &files[..1]).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{v}"
-    );
+    assert_error(&(s, v), 400, "bad_request");
     let two = json!({"files": [batch_entry(&dev(1), "bulk", "x.txt", b"x\n"), batch_entry(&dev(1), "bulk", "y.txt", b"y\n")]});
     let (s, v) = post_batch(&node, "bulk", Some(&two), &[("x.txt", b"x\n")]).await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{v}"
-    );
+    assert_error(&(s, v), 400, "bad_request");
     let (s, v) = post_batch(
         &node,
         "bulk",
@@ -1032,11 +1021,7 @@ async fn a_batch_upload_stores_each_good_file_and_refuses_each_bad_one_alone() {
         &[("y.txt", b"y\n"), ("x.txt", b"x\n")],
     )
     .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{v}"
-    );
+    assert_error(&(s, v), 400, "bad_request");
     let (s, v) = post_batch(
         &node,
         "no-such",
@@ -1044,11 +1029,7 @@ async fn a_batch_upload_stores_each_good_file_and_refuses_each_bad_one_alone() {
         &[("x.txt", b"x\n"), ("y.txt", b"y\n")],
     )
     .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (404, Some("not_found")),
-        "{v}"
-    );
+    assert_error(&(s, v), 404, "not_found");
     let r = node
         .http()
         .post(node.at("/api/v1/datanets/bulk/contributions/batch"))

@@ -151,14 +151,18 @@ async fn psql_lists_describes_and_queries() {
     );
 }
 
-#[tokio::test]
-async fn psycopg_params_search_timeout_and_cancel() {
+/// Run `tests/NAME` (a psycopg script) against a fixture node's PostgreSQL listener and parse
+/// the one JSON line it prints; `None` (the test skips) without python3 and psycopg.
+async fn python_script(name: &str) -> Option<Value> {
     let Some(py) = python() else {
-        return skip("python3 with psycopg");
+        skip("python3 with psycopg");
+        return None;
     };
     let n = fixture(&["--pg", "127.0.0.1:0"]).await;
     let port = pg_port(&n);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg_client.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name);
     let mut c = Command::new(py);
     c.arg(script)
         .args(["127.0.0.1", &port.to_string(), "commons"]);
@@ -166,10 +170,17 @@ async fn psycopg_params_search_timeout_and_cancel() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "pg_client.py failed:\n{stdout}\n{}",
+        "{name} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    Some(serde_json::from_str(stdout.trim()).expect("one JSON line"))
+}
+
+#[tokio::test]
+async fn psycopg_params_search_timeout_and_cancel() {
+    let Some(v) = python_script("pg_client.py").await else {
+        return;
+    };
     assert_eq!(v["param"], serde_json::json!([["recipes", 2]]), "{v}");
     assert_eq!(
         v["param2"],
@@ -218,23 +229,9 @@ async fn psycopg_params_search_timeout_and_cancel() {
 /// through psycopg): every statement answers, and the catalogs list our tables and columns.
 #[tokio::test]
 async fn dbeaver_and_grafana_catalog_queries() {
-    let Some(py) = python() else {
-        return skip("python3 with psycopg");
+    let Some(v) = python_script("pg_tools.py").await else {
+        return;
     };
-    let n = fixture(&["--pg", "127.0.0.1:0"]).await;
-    let port = pg_port(&n);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg_tools.py");
-    let mut c = Command::new(py);
-    c.arg(script)
-        .args(["127.0.0.1", &port.to_string(), "commons"]);
-    let out = run_bounded(c, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "pg_tools.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     let steps = v.as_object().expect("an object of steps");
     let failed: Vec<String> = steps
         .iter()
