@@ -1,6 +1,23 @@
-//! commons-compute: the model runtime (candle, with CUDA behind the `cuda` feature), OpenLoRA
-//! multi-adapter serving, ModelFactory LoRA training and the attribution engine. It owns the
-//! model and KV cache on its own thread and answers over channels; it knows nothing of the
-//! ledger or HTTP.
+//! commons-compute: the model runtime and OpenLoRA multi-adapter serving.
 //!
-//! Not built yet: the OpenLoRA issues fill this crate.
+//! It loads Hugging Face-format causal LMs (`config.json` + safetensors + `tokenizer.json`),
+//! reads PEFT LoRA adapters, and runs an engine thread that owns the model, the paged KV cache
+//! and the resident adapters, batching requests for different adapters into one forward pass
+//! (continuous batching). Callers talk to it over channels; it knows nothing of the ledger,
+//! storage layout or HTTP. The CPU kernels here are batch-invariant, so a request's tokens do
+//! not depend on what it was batched with; the GPU backend sits behind the `cuda` feature.
+
+mod error;
+
+pub mod config;
+pub mod devmodel;
+pub mod engine;
+pub mod kernels;
+pub mod kv;
+pub mod lora;
+pub mod model;
+pub mod sampling;
+pub mod tokenizer;
+pub mod weights;
+
+pub use error::{Error, Result};
