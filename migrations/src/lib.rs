@@ -12,6 +12,7 @@ use commons_storage::tables::{self, meta};
 use redb::{Database, ReadableDatabase, WriteTransaction};
 
 mod v1;
+mod v2;
 
 /// The schema this build writes; equal to the storage crate's.
 pub const CURRENT: u64 = commons_storage::SCHEMA_VERSION;
@@ -63,7 +64,7 @@ struct Step {
     run: fn(&WriteTransaction) -> Result<()>,
 }
 
-const STEPS: &[Step] = &[Step { to: 1, run: v1::up }];
+const STEPS: &[Step] = &[Step { to: 1, run: v1::up }, Step { to: 2, run: v2::up }];
 
 /// Schema version stamped in `db` (0 for a new, empty database).
 pub fn schema_version(db: &Database) -> Result<u64> {
@@ -161,5 +162,15 @@ mod tests {
         let v = snap.version(dn.id, 1).expect("version");
         let hashes = rows.iter().map(|(r, _)| r.hash).collect();
         assert_eq!(v.root, commons_storage::merkle::root(hashes));
+        // Schema 2's tables exist after the upgrade and take writes.
+        assert!(snap.adapters().expect("adapters").is_empty());
+        store
+            .put_api_key([3; 32], commons_storage::serving::ApiKeyRecord {
+                name: "k".into(),
+                prefix: "ck".into(),
+                admin: false,
+                created_at: 0,
+            })
+            .expect("write to a v2 table");
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod merkle;
 pub mod model;
 pub mod parse;
+pub mod serving;
 mod store;
 pub mod tables;
 mod writer;
@@ -32,7 +33,7 @@ pub use store::{
 pub use writer::{Tables, WriteCtx};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Size of one blob chunk: large files are split so no single value gets huge.
 pub const BLOB_CHUNK: usize = 1 << 20;

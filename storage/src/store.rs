@@ -199,6 +199,7 @@ impl Store {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         tables::create_all(&txn)?;
+        tables::create_v2(&txn)?;
         {
             let mut t = txn.open_table(tables::META)?;
             t.insert(meta::SCHEMA_VERSION, SCHEMA_VERSION)?;
@@ -855,7 +856,7 @@ fn use_nonce(ctx: &mut WriteCtx<'_>, s: &SignedBy) -> Result<()> {
     Ok(())
 }
 
-fn put_blob(ctx: &mut WriteCtx<'_>, hash: &Hash, bytes: &[u8], content_type: &str) -> Result<()> {
+pub(crate) fn put_blob(ctx: &mut WriteCtx<'_>, hash: &Hash, bytes: &[u8], content_type: &str) -> Result<()> {
     {
         let t = &ctx.t.blobs;
         if t.get(hash)?.is_some() {
@@ -954,6 +955,10 @@ pub struct Diff {
 }
 
 impl Snapshot {
+    pub(crate) fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
     fn meta(&self, key: &str) -> Result<u64> {
         let t = self.txn.open_table(tables::META)?;
         Ok(t.get(key)?.map(|v| v.value()).unwrap_or(0))

@@ -49,6 +49,11 @@ pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// Console sessions: blake3 of the session token → [`crate::model::Session`].
 pub const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("sessions");
 
+/// Schema 2: adapter name → `AdapterRecord`.
+pub const ADAPTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("adapters");
+/// Schema 2: blake3(API key) → `ApiKeyRecord`.
+pub const API_KEYS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("api_keys");
+
 /// Create every table of schema 1 inside `txn` (opening a table creates it).
 pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
@@ -69,6 +74,13 @@ pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> 
     txn.open_table(NONCES)?;
     txn.open_table(USERS)?;
     txn.open_table(SESSIONS)?;
+    Ok(())
+}
+
+/// Create the tables schema 2 adds.
+pub fn create_v2(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(ADAPTERS)?;
+    txn.open_table(API_KEYS)?;
     Ok(())
 }
 

@@ -48,6 +48,8 @@ pub struct Tables<'a> {
     pub nonces: Table<'a, ([u8; 20], [u8; 32]), u64>,
     pub users: Table<'a, &'static str, &'static [u8]>,
     pub sessions: Table<'a, [u8; 32], &'static [u8]>,
+    pub adapters: Table<'a, &'static str, &'static [u8]>,
+    pub api_keys: Table<'a, [u8; 32], &'static [u8]>,
 }
 
 impl std::fmt::Debug for Tables<'_> {
@@ -77,6 +79,8 @@ impl<'a> Tables<'a> {
             nonces: txn.open_table(tables::NONCES)?,
             users: txn.open_table(tables::USERS)?,
             sessions: txn.open_table(tables::SESSIONS)?,
+            adapters: txn.open_table(tables::ADAPTERS)?,
+            api_keys: txn.open_table(tables::API_KEYS)?,
         })
     }
 }
