@@ -115,6 +115,16 @@ enum Command {
     /// Full-text search over rows: words (all must match), "phrases", OR, NOT, prefix*,
     /// field:value (datanet, contributor, tag, contribution, row)
     Search(SearchArgs),
+    /// LoRA adapters served by OpenLoRA: add (PEFT directory), list, show, remove
+    Adapter {
+        #[command(subcommand)]
+        cmd: AdapterCmd,
+    },
+    /// API keys for the OpenAI-compatible routes (admin)
+    Apikey {
+        #[command(subcommand)]
+        cmd: ApikeyCmd,
+    },
     /// Run a read-only SQL query on the node and print the result as a table
     Sql {
         /// The query, e.g. "SELECT slug, row_count FROM datanets"
@@ -125,6 +135,53 @@ enum Command {
         /// Most rows to fetch
         #[arg(long, default_value_t = 10_000)]
         max_rows: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdapterCmd {
+    /// Register a PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
+    Add {
+        /// The adapter directory
+        dir: PathBuf,
+        /// Name apps use as `model`
+        #[arg(long)]
+        name: String,
+        /// Replace an adapter of the same name
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Every registered adapter with its residency tier
+    List,
+    /// One adapter with its counters
+    Show {
+        /// Name or id
+        adapter: String,
+    },
+    /// Unregister an adapter and free its memory
+    Remove {
+        /// Name or id
+        adapter: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCmd {
+    /// Issue a key (printed once)
+    Create {
+        /// Label of the key
+        #[arg(long)]
+        name: String,
+        /// The key may load and unload adapters
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Keys by name (secrets are not stored)
+    List,
+    /// Revoke the keys with this name
+    Revoke {
+        /// Label
+        name: String,
     },
 }
 
@@ -737,9 +794,97 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
             });
         }
         Command::Datanet { cmd } => datanet(g, &c, cmd).await?,
+        Command::Adapter { cmd } => adapter(g, &c, cmd).await?,
+        Command::Apikey { cmd } => apikey(g, &c, cmd).await?,
         Command::Search(a) => search(g, &c, a).await?,
         Command::Serve { .. } | Command::DevKeys | Command::Check => {
             unreachable!("handled before a client is made")
+        }
+    }
+    Ok(())
+}
+
+fn print_adapter(a: &Value) {
+    let st = &a["stats"];
+    println!(
+        "{:<24} {}  rank {:<3} {:>10} bytes  tier {:<6} requests {} tokens {}  [{}]",
+        s(a, "name"),
+        s(a, "id"),
+        a["rank"],
+        a["size"],
+        st["tier"].as_str().unwrap_or("-"),
+        st["requests"],
+        st["completion_tokens"],
+        a["targets"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+            .unwrap_or_default()
+    );
+}
+
+async fn adapter(g: &Global, c: &Client, cmd: AdapterCmd) -> anyhow::Result<()> {
+    let enc = |x: &str| percent_encoding::utf8_percent_encode(x, percent_encoding::NON_ALPHANUMERIC).to_string();
+    match cmd {
+        AdapterCmd::Add { dir, name, replace } => {
+            let files = crate::serving::read_adapter_dir(&dir)?;
+            let weights = std::sync::Arc::try_unwrap(files.weights).unwrap_or_else(|a| (*a).clone());
+            let v = c.add_adapter(&name, files.config, weights, replace).await?;
+            print(g, &v, |v| {
+                println!("added adapter {} (id {}, rank {})", s(v, "name"), s(v, "id"), v["rank"]);
+            });
+        }
+        AdapterCmd::List => {
+            let v = c.get("/api/v1/adapters").await?;
+            print(g, &v, |v| {
+                for a in v["adapters"].as_array().into_iter().flatten() {
+                    print_adapter(a);
+                }
+            });
+        }
+        AdapterCmd::Show { adapter } => {
+            let v = c.get(&format!("/api/v1/adapters/{}", enc(&adapter))).await?;
+            print(g, &v, |v| {
+                print_adapter(v);
+                println!("  hash {}  base {}  added by {}", s(v, "hash"), s(v, "base_model"), s(v, "added_by"));
+                println!("  stats {}", v["stats"]);
+            });
+        }
+        AdapterCmd::Remove { adapter } => {
+            let v = c
+                .send(reqwest::Method::DELETE, &format!("/api/v1/adapters/{}", enc(&adapter)), &json!({}))
+                .await?;
+            print(g, &v, |v| println!("removed adapter {}", s(v, "removed")));
+        }
+    }
+    Ok(())
+}
+
+async fn apikey(g: &Global, c: &Client, cmd: ApikeyCmd) -> anyhow::Result<()> {
+    match cmd {
+        ApikeyCmd::Create { name, admin } => {
+            let v = c.post("/api/v1/apikeys", &json!({"name": name, "admin": admin})).await?;
+            print(g, &v, |v| {
+                println!("{}", s(v, "key"));
+                eprintln!("API key '{}' created; it is shown only now.", s(v, "name"));
+            });
+        }
+        ApikeyCmd::List => {
+            let v = c.get("/api/v1/apikeys").await?;
+            print(g, &v, |v| {
+                for k in v["keys"].as_array().into_iter().flatten() {
+                    println!("{:<24} {}…  admin {}", s(k, "name"), s(k, "prefix"), k["admin"]);
+                }
+            });
+        }
+        ApikeyCmd::Revoke { name } => {
+            let v = c
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/apikeys/{}", percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)),
+                    &json!({}),
+                )
+                .await?;
+            print(g, &v, |v| println!("revoked {} key(s)", v["revoked"]));
         }
     }
     Ok(())

@@ -265,6 +265,34 @@ impl Client {
         Self::answer(r).await
     }
 
+    /// Upload a PEFT adapter (its two files) under `name`.
+    pub async fn add_adapter(
+        &self,
+        name: &str,
+        config: String,
+        weights: Vec<u8>,
+        replace: bool,
+    ) -> anyhow::Result<Value> {
+        let form = reqwest::multipart::Form::new()
+            .text("name", name.to_string())
+            .text("replace", replace.to_string())
+            .part(
+                "adapter_config.json",
+                reqwest::multipart::Part::text(config).file_name("adapter_config.json"),
+            )
+            .part(
+                "adapter_model.safetensors",
+                reqwest::multipart::Part::bytes(weights).file_name("adapter_model.safetensors"),
+            );
+        let r = self
+            .with_admin(self.http.post(self.url("/api/v1/adapters")))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        Self::answer(r).await
+    }
+
     /// Review contributions, signed by `key`.
     pub async fn review(
         &self,

@@ -39,6 +39,48 @@ pub struct Config {
     /// Limits of SQL queries (HTTP and wire).
     #[serde(default)]
     pub sql: SqlLimits,
+    /// The model runtime (OpenLoRA).
+    #[serde(default)]
+    pub serving: ServingConfig,
+}
+
+/// The model runtime: which base model, and the engine's budgets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServingConfig {
+    /// Hugging Face-format model directory. Unset: `--dev` serves the dev model
+    /// (`DATA_DIR/models/dev`), otherwise no model is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<PathBuf>,
+    /// KV cache pool, MiB.
+    pub kv_cache_mb: u64,
+    /// Tokens per forward step.
+    pub max_batch_tokens: usize,
+    /// Requests generating at once.
+    pub max_running: usize,
+    /// Requests waiting before new ones get 429.
+    pub max_waiting: usize,
+    /// Adapter files kept in host memory, MiB.
+    pub host_adapter_mb: u64,
+    /// Adapters kept ready for the kernels.
+    pub device_adapter_slots: usize,
+    /// Upper bound on max_tokens.
+    pub max_new_tokens: usize,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            base_model: None,
+            kv_cache_mb: 512,
+            max_batch_tokens: 4096,
+            max_running: 64,
+            max_waiting: 512,
+            host_adapter_mb: 2048,
+            device_adapter_slots: 128,
+            max_new_tokens: 4096,
+        }
+    }
 }
 
 /// Limits of SQL queries, as configured.
@@ -109,6 +151,7 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     sql: FileSql,
+    serving: Option<ServingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +206,25 @@ pub struct Overrides {
     /// Memory pool of SQL queries, bytes [default: 536870912]
     #[arg(long, env = "COMMONS_SQL_MEMORY_LIMIT_BYTES")]
     pub sql_memory_limit_bytes: Option<u64>,
+    /// Serve this Hugging Face-format model directory (config.json, *.safetensors,
+    /// tokenizer.json); with --dev and no model, a small generated model is served
+    #[arg(long, env = "COMMONS_BASE_MODEL")]
+    pub base_model: Option<PathBuf>,
+    /// KV cache pool of the model runtime, MiB [default: 512]
+    #[arg(long, env = "COMMONS_KV_CACHE_MB")]
+    pub kv_cache_mb: Option<u64>,
+    /// Requests generating at once [default: 64]
+    #[arg(long, env = "COMMONS_MAX_RUNNING")]
+    pub max_running: Option<usize>,
+    /// Requests waiting before new ones are refused with 429 [default: 512]
+    #[arg(long, env = "COMMONS_MAX_WAITING")]
+    pub max_waiting: Option<usize>,
+    /// Adapter files kept in host memory, MiB [default: 2048]
+    #[arg(long, env = "COMMONS_HOST_ADAPTER_MB")]
+    pub host_adapter_mb: Option<u64>,
+    /// Adapters kept loaded for the kernels [default: 128]
+    #[arg(long, env = "COMMONS_ADAPTER_SLOTS")]
+    pub adapter_slots: Option<usize>,
 }
 
 impl Config {
@@ -180,6 +242,7 @@ impl Config {
             log: "info".into(),
             pg: None,
             sql: SqlLimits::default(),
+            serving: ServingConfig::default(),
         }
     }
 
@@ -200,6 +263,9 @@ impl Config {
             c.pg = f.pg.or(c.pg);
             c.sql.time_limit_ms = f.sql.time_limit_ms.unwrap_or(c.sql.time_limit_ms);
             c.sql.memory_limit_bytes = f.sql.memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);
+            if let Some(sv) = f.serving {
+                c.serving = sv;
+            }
             let l = &mut c.limits;
             l.max_upload_bytes = f.limits.max_upload_bytes.unwrap_or(l.max_upload_bytes);
             l.daily_bytes_per_contributor = f
@@ -222,6 +288,13 @@ impl Config {
         c.pg = o.pg.or(c.pg);
         c.sql.time_limit_ms = o.sql_time_limit_ms.unwrap_or(c.sql.time_limit_ms);
         c.sql.memory_limit_bytes = o.sql_memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);
+        let sv = &mut c.serving;
+        sv.base_model = o.base_model.clone().or(sv.base_model.take());
+        sv.kv_cache_mb = o.kv_cache_mb.unwrap_or(sv.kv_cache_mb);
+        sv.max_running = o.max_running.unwrap_or(sv.max_running);
+        sv.max_waiting = o.max_waiting.unwrap_or(sv.max_waiting);
+        sv.host_adapter_mb = o.host_adapter_mb.unwrap_or(sv.host_adapter_mb);
+        sv.device_adapter_slots = o.adapter_slots.unwrap_or(sv.device_adapter_slots);
         let l = &mut c.limits;
         l.max_upload_bytes = o.max_upload_bytes.unwrap_or(l.max_upload_bytes);
         l.daily_bytes_per_contributor = o

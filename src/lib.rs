@@ -11,4 +11,5 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod node;
+pub mod serving;
 mod web;

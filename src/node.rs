@@ -34,6 +34,8 @@ pub struct Node {
     pub sql: Arc<commons_query::sql::SqlEngine>,
     /// The PostgreSQL listener, when configured.
     pub pg: Option<PgInfo>,
+    /// The model runtime, when a base model is served.
+    pub serving: crate::serving::Slot,
     /// Failed console logins per user name: (count, window start in unix ms).
     pub login_failures: std::sync::Mutex<std::collections::HashMap<String, (u32, u64)>>,
 }
@@ -111,6 +113,7 @@ impl Running {
         }
         let _ = (&mut self.server).await;
         self.node.search.shutdown();
+        self.node.serving.shutdown();
     }
 
     /// Wait until the server ends (after a stop signal).
@@ -214,7 +217,17 @@ pub fn open(config: Config, http_addr: SocketAddr) -> anyhow::Result<Node> {
         )
         .map_err(|e| anyhow::anyhow!("cannot start the SQL engine: {e}"))?,
     );
+    let serving = crate::serving::Slot::default();
+    match (&config.serving.base_model, config.dev) {
+        (Some(dir), _) => serving.start_loading(store.clone(), dir.clone(), false, config.serving.clone()),
+        (None, true) => {
+            let dir = config.data_dir.join("models").join("dev");
+            serving.start_loading(store.clone(), dir, true, config.serving.clone());
+        }
+        (None, false) => {}
+    }
     Ok(Node {
+        serving,
         sql,
         pg: None,
         store,

@@ -130,7 +130,11 @@ async fn openapi_describes_every_documented_route() {
     let paths = doc["paths"].as_object().expect("openapi.json has paths");
     let mut described = BTreeSet::new();
     for (path, item) in paths {
-        let full = if path.starts_with("/api/") || path == "/metrics" || base.is_empty() {
+        let full = if path.starts_with("/api/")
+            || path.starts_with("/v1/")
+            || path == "/metrics"
+            || base.is_empty()
+        {
             path.clone()
         } else {
             format!("{base}{path}")

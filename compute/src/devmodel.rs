@@ -19,7 +19,7 @@ use tokenizers::{
     TokenizerImpl,
 };
 
-use crate::weights::write_f32;
+use crate::weights::{write_bf16, write_f32};
 use crate::{Error, Result};
 
 const CORPUS: &str = include_str!("dev_corpus.txt");
@@ -228,6 +228,18 @@ pub fn synthetic_adapter(
     seed: u64,
     zero_b: bool,
 ) -> Result<crate::engine::AdapterFiles> {
+    synthetic_adapter_as(model, rank, targets, seed, zero_b, false)
+}
+
+/// [`synthetic_adapter`], stored as bf16 when `bf16`.
+pub fn synthetic_adapter_as(
+    model: &crate::config::ModelConfig,
+    rank: usize,
+    targets: &[crate::lora::Proj],
+    seed: u64,
+    zero_b: bool,
+    bf16: bool,
+) -> Result<crate::engine::AdapterFiles> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     for layer in 0..model.num_layers {
@@ -256,7 +268,7 @@ pub fn synthetic_adapter(
         .iter()
         .map(|(n, s, d)| (n.clone(), s.clone(), d.as_slice()))
         .collect();
-    let weights = write_f32(&refs)?;
+    let weights = if bf16 { write_bf16(&refs)? } else { write_f32(&refs)? };
     let names: Vec<&str> = targets.iter().map(|p| p.module_name()).collect();
     let config = json!({
         "peft_type": "LORA",

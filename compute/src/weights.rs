@@ -162,6 +162,30 @@ impl Tensors {
         Ok(v)
     }
 
+    /// An integer tensor (i64 or i32) with its shape, for token ids in fixtures.
+    pub fn get_ids(&self, name: &str) -> Result<(Vec<i64>, Vec<usize>)> {
+        let i = *self
+            .index
+            .get(name)
+            .ok_or_else(|| Error::BadModel(format!("tensor {name} is missing")))?;
+        let shard = &self.shards[i];
+        let info = &shard.tensors[name];
+        let (a, b) = info.data_offsets;
+        let bytes = &shard.buffer.bytes()[shard.data_start + a..shard.data_start + b];
+        let v = match info.dtype {
+            Dtype::I64 => bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+            Dtype::I32 => bytes
+                .chunks_exact(4)
+                .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            other => return Err(Error::BadModel(format!("tensor {name} is {other:?}, not integers"))),
+        };
+        Ok((v, info.shape.clone()))
+    }
+
     /// A tensor as f32 with whatever shape it has.
     pub fn get_any(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let i = *self
@@ -216,6 +240,28 @@ pub fn write_f32(tensors: &[(String, Vec<usize>, &[f32])]) -> Result<Vec<u8>> {
         .map(|(name, shape, data)| {
             let bytes: &[u8] = bytemuck_f32(data);
             safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::BadModel(format!("tensor {name}: {e:?}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, None).map_err(|e| Error::BadModel(format!("{e:?}")))
+}
+
+/// Write tensors as one bf16 safetensors file (how adapters usually ship: half the bytes).
+pub fn write_bf16(tensors: &[(String, Vec<usize>, &[f32])]) -> Result<Vec<u8>> {
+    let bufs: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, d)| {
+            d.iter()
+                .flat_map(|x| half::bf16::from_f32(*x).to_bits().to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bufs)
+        .map(|((name, shape, _), b)| {
+            safetensors::tensor::TensorView::new(Dtype::BF16, shape.clone(), b)
                 .map(|v| (name.clone(), v))
                 .map_err(|e| Error::BadModel(format!("tensor {name}: {e:?}")))
         })

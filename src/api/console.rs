@@ -71,7 +71,7 @@ fn admin(node: &Node, req: &Req) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -213,6 +213,12 @@ pub(super) async fn login(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiEr
     })
     .await?;
     Ok(super::json(StatusCode::OK, &out))
+}
+
+/// The user name of a valid console session on the request, if any.
+pub(super) fn session_user(node: &Node, req: &Req) -> Option<String> {
+    req.header(SESSION_HEADER)?;
+    session(node, req).ok().map(|(s, _)| s.username)
 }
 
 /// The session of the request and its token bytes.

@@ -575,7 +575,7 @@ impl BatchEntry {
     }
 }
 
-fn multipart_error(e: multer::Error) -> ApiError {
+pub(super) fn multipart_error(e: multer::Error) -> ApiError {
     match e {
         multer::Error::FieldSizeExceeded { limit, .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,9 +5,11 @@
 //! `{"error":{"code","message"}}`), and a panic in a handler is caught here and answered as an
 //! internal error instead of taking the connection down.
 
+mod adapters;
 mod console;
 mod datanets;
 mod error;
+mod openai;
 mod search;
 mod sql;
 mod types;
@@ -221,6 +223,10 @@ fn route_label(path: &str) -> &'static str {
         ["api", "v1", "console", ..] => "console",
         ["api", "v1", "search"] => "search",
         ["api", "v1", "sql"] => "sql",
+        ["api", "v1", "adapters", ..] => "adapters",
+        ["v1", "chat", "completions"] => "chat_completions",
+        ["v1", "completions"] => "completions",
+        ["v1", ..] => "openai_other",
         ["api", "v1", ..] => "api_other",
         ["metrics"] => "metrics",
         _ => "console_files",
@@ -300,6 +306,31 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         ("GET", ["api", "v1", "console", "me"]) => console::me(&node, &req).await,
         ("POST", ["api", "v1", "console", "sign"]) => console::sign(&node, &mut req).await,
         ("POST", ["api", "v1", "sql"]) => sql::query(&node, &mut req).await,
+        ("GET", ["api", "v1", "adapters"]) => adapters::list(&node, &req).await,
+        ("POST", ["api", "v1", "adapters"]) => adapters::add(&node, &mut req).await,
+        ("GET", ["api", "v1", "adapters", id]) => adapters::show(&node, id, &req).await,
+        ("DELETE", ["api", "v1", "adapters", id]) => adapters::remove(&node, id, &req).await,
+        ("GET", ["api", "v1", "adapters", id, "stats"]) => adapters::stats(&node, id, &req).await,
+        ("POST", ["api", "v1", "adapters", id, "load"]) => {
+            adapters::residency(&node, id, true, &req).await
+        }
+        ("POST", ["api", "v1", "adapters", id, "unload"]) => {
+            adapters::residency(&node, id, false, &req).await
+        }
+        ("GET", ["api", "v1", "models", "base"]) => adapters::base(&node, &req).await,
+        ("POST", ["api", "v1", "apikeys"]) => adapters::create_key(&node, &mut req).await,
+        ("GET", ["api", "v1", "apikeys"]) => adapters::list_keys(&node, &req).await,
+        ("DELETE", ["api", "v1", "apikeys", name]) => adapters::revoke_key(&node, name, &req).await,
+        ("GET", ["v1", "models"]) => openai::models(&node, &req).await,
+        ("POST", ["v1", "chat", "completions"]) => openai::chat(&node, &mut req).await,
+        ("POST", ["v1", "completions"]) => openai::completions(&node, &mut req).await,
+        ("POST", ["v1", "load_lora_adapter"]) => openai::load_lora(&node, &mut req).await,
+        ("POST", ["v1", "unload_lora_adapter"]) => openai::unload_lora(&node, &mut req).await,
+        (_, ["v1", ..]) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route {} {}", req.method, req.path),
+        )),
         (_, ["api", ..]) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -6,13 +6,20 @@
 //
 // Needs a running node (`commons serve --dev ...`) with a custodial console account
 // (`POST /api/v1/console/users` with the admin token). Optional: CHROMIUM (default
-// /usr/bin/chromium), SCREENSHOT_DIR (default /tmp).
+// /usr/bin/chromium), SCREENSHOT_DIR (default /tmp), COMMONS_ADAPTER_DIR (a PEFT adapter
+// directory for the node's base model: adapter_config.json and adapter_model.safetensors;
+// without it the Models and Playground steps are skipped).
 //
 // Sign in -> create a datanet -> contribute a .txt (3 paragraphs) and a .csv (2 records) and
 // watch both progress bars finish -> accept the .txt, reject the .csv with a reason -> the rows
 // browser shows exactly the .txt's paragraphs in version 1 -> the diff page says a diff needs
 // two versions -> contribute and accept a .jsonl -> the diff 1 -> 2 shows exactly its rows ->
 // the owner edits the datanet and takes a row down (diff 2 -> 3 shows it removed).
+// Models: the base model card once the dev model has loaded -> upload the adapter, see it in
+// the table (cold) -> a bad weights file shows the node's message verbatim -> Load / Unload
+// move it between tiers -> the Playground on it streams an answer piece by piece, equal to
+// the non-streamed answer, with its finish reason and usage -> Stop ends a long answer -> the
+// adapter's counters moved -> Remove asks first, then removes it -> signed out, the dev key.
 // Any failed check, uncaught page error or console error exits non-zero with a message.
 
 import assert from 'node:assert/strict';
@@ -27,6 +34,9 @@ const PASSWORD = process.env.COMMONS_PASSWORD;
 const SHOTS = process.env.SCREENSHOT_DIR || '/tmp';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 15000);
+const ADAPTER_DIR = process.env.COMMONS_ADAPTER_DIR || '';
+// The dev model is created when the node starts; generating on a busy CPU takes a while.
+const MODEL_TIMEOUT = Number(process.env.E2E_MODEL_TIMEOUT_MS || 180000);
 
 if (!USER || !PASSWORD) {
   console.error('console.e2e: set COMMONS_USER and COMMONS_PASSWORD (a custodial console account), and COMMONS_URL.');
@@ -535,11 +545,24 @@ try {
     assert.match(await page.locator('.file-item[data-file="long-notes.txt"] .file-result').innerText(), /1,500 rows|1500 rows/);
   });
 
+  if (ADAPTER_DIR) await modelSteps();
+  else console.log('skip Models and Playground: set COMMONS_ADAPTER_DIR to a PEFT adapter directory for the base model');
+
   await step('sign out', async () => {
     await go('#/datanets');
     await page.click('.account button:has-text("Sign out")');
     await visible('#sign-in-link');
   });
+  if (ADAPTER_DIR) {
+    await step('signed out on a dev node, the model pages use the development key', async () => {
+      await go('#/models');
+      await visible('#model-access[data-via="dev"]');
+      await visible('#base-id');
+      await go('#/playground');
+      await visible('#pg-model');
+      await visible('#model-access[data-via="dev"]');
+    });
+  }
   await step('a browser wallet signs through eth_signTypedData_v4', async () => {
     const session = await (await page.request.post(`${BASE}/api/v1/console/login`, { data: { username: USER, password: PASSWORD } })).json();
     const node = await (await page.request.get(`${BASE}/api/v1/node`)).json();
@@ -572,6 +595,213 @@ try {
   await browser.close().catch(() => {});
 }
 process.exit(exitCode);
+
+/**
+ * The Models page and the Playground, signed in as USER, with the adapter in ADAPTER_DIR.
+ * The cross-checks go straight to the API with the development key.
+ */
+async function modelSteps() {
+  const adapter = `e2e-lora-${stamp}`;
+  const cfgPath = join(ADAPTER_DIR, 'adapter_config.json');
+  const weightsPath = join(ADAPTER_DIR, 'adapter_model.safetensors');
+  const peft = JSON.parse(await readFile(cfgPath, 'utf8'));
+  const badDir = join(dir, 'bad-adapter');
+  await mkdir(badDir, { recursive: true });
+  const badPath = join(badDir, 'adapter_model.safetensors');
+  await writeFile(badPath, 'this is not a safetensors file\n');
+  const dev = { Authorization: 'Bearer dev' };
+  const SYSTEM = 'You answer in one short sentence.';
+  const QUESTION = 'What grows in the river delta?';
+  const row = () => page.locator(`#adapter-table tr[data-name="${adapter}"]`);
+  const cell = async (i) => (await row().locator('td').nth(i).innerText()).trim();
+  const count = (text) => Number(String(text).replace(/,/g, ''));
+  let answered = 0; // completion tokens of the Playground's first answer
+  let before = null; // the adapter's counters when it was added (its files may have served before)
+
+  await step('Models: the base model card, once the model has loaded', async () => {
+    await page.click('#nav a[href="#/models"]');
+    await until(async () => (await page.url()).includes('#/models'), 'the nav opens the Models page');
+    allowedHttpStatus = 503; // while the dev model loads the page answers 503 model_loading and asks again
+    await until(
+      async () => (await page.locator('#base-id').count()) > 0 || (await page.locator('#model-state[data-state="none"], #model-state[data-state="failed"]').count()) > 0,
+      'the base model loads',
+      MODEL_TIMEOUT,
+    );
+    allowedHttpStatus = null;
+    if (await page.locator('#model-state').count()) assert.fail(`the model is not served: ${(await page.innerText('#model-state')).replace(/\s+/g, ' ')}`);
+    const api = await (await page.request.get(`${BASE}/api/v1/models/base`, { headers: dev })).json();
+    assert.equal((await page.innerText('#base-id')).trim(), api.id);
+    assert.equal(api.id, 'commons-dev');
+    assert.equal((await page.innerText('#base-arch')).trim(), api.arch);
+    assert.equal((await page.innerText('#base-context')).trim(), `${api.max_position_embeddings.toLocaleString('en-US')} tokens`);
+    assert.equal((await page.innerText('#base-dtype')).trim(), api.dtype);
+    assert.match(await page.innerText('#base-params'), /^\d+(\.\d+)? [KMB]$/);
+    assert.equal((await page.innerText('#engine-kv')).trim().split(' / ')[1], api.engine.kv_blocks_total.toLocaleString('en-US'), 'KV blocks free / total');
+    for (const id of ['engine-running', 'engine-waiting', 'engine-adapters', 'engine-tokens']) assert.match(await page.innerText(`#${id}`), /\d/, id);
+    const shown = await page.innerText('#engine-updated');
+    await until(async () => (await page.innerText('#engine-updated')) !== shown, 'the engine figures refresh while the page is open', 10000);
+    assert.equal(await page.locator('#adapters .empty-title').count() + (await page.locator('#adapter-table').count()), 1, 'the adapters card shows the table or says there are none');
+  });
+
+  await step('Models: upload an adapter; the table lists it', async () => {
+    assert.ok(await page.locator('#adapter-submit').isDisabled(), 'nothing to upload yet');
+    await page.fill('#adapter-name', adapter);
+    await page.setInputFiles('#adapter-files', [cfgPath, weightsPath]);
+    await until(async () => !(await page.locator('#adapter-submit').isDisabled()), 'both files are picked');
+    assert.equal(await page.locator('#adapter-file-list li[data-kind] .file-name').count(), 2, 'both files are listed');
+    await page.click('#adapter-submit');
+    const added = await visible('#adapter-added, #adapter-upload-result .alert-error');
+    assert.match(await added.innerText(), new RegExp(`Added ${adapter}`), 'the node registered the adapter');
+    await visible(`#adapter-table tr[data-name="${adapter}"]`);
+    const listed = await (await page.request.get(`${BASE}/api/v1/adapters`, { headers: dev })).json();
+    const a = listed.adapters.find((x) => x.name === adapter);
+    assert.ok(a, `the API lists ${adapter}`);
+    assert.equal(await row().getAttribute('data-id'), a.id);
+    // Adapter, Rank, Targets, Size, Added by, Tier, Requests, Tokens, Loads, Last load, actions
+    assert.match(await cell(0), new RegExp(`${adapter}\\s+${a.id}`), 'name and id');
+    assert.equal(await cell(1), String(peft.r), 'rank');
+    assert.deepEqual((await cell(2)).split(/\s+/), peft.target_modules.map((t) => t.replace(/_proj$/, '')), 'targets');
+    assert.equal(await cell(4), USER, 'added by the signed-in account');
+    assert.equal(await cell(5), 'cold', 'a new adapter is cold');
+    assert.equal(await row().getAttribute('data-tier'), 'cold');
+    before = a.stats;
+    assert.equal(await cell(6), before.requests.toLocaleString('en-US'), 'the requests so far');
+    assert.equal(await page.inputValue('#adapter-name'), '', 'the form is cleared');
+  });
+
+  await step('Models: a file the node refuses shows its message verbatim', async () => {
+    await page.fill('#adapter-name', `${adapter}-bad`);
+    await page.setInputFiles('#adapter-files', [cfgPath, badPath]);
+    await until(async () => !(await page.locator('#adapter-submit').isDisabled()), 'both files are picked');
+    allowedHttpStatus = 422;
+    await page.click('#adapter-submit');
+    const err = await visible('#adapter-upload-result .alert-error');
+    allowedHttpStatus = null;
+    const text = await err.innerText();
+    assert.match(text, /bad_adapter/, 'the error code is shown');
+    assert.match(text, /HTTP 422/);
+    const direct = await page.request.post(`${BASE}/api/v1/adapters`, {
+      headers: dev,
+      multipart: {
+        name: `${adapter}-bad`,
+        'adapter_config.json': { name: 'adapter_config.json', mimeType: 'application/json', buffer: await readFile(cfgPath) },
+        'adapter_model.safetensors': { name: 'adapter_model.safetensors', mimeType: 'application/octet-stream', buffer: await readFile(badPath) },
+      },
+    });
+    assert.equal(direct.status(), 422);
+    const body = await direct.json();
+    assert.equal(await err.locator('.alert-msg').textContent(), body.error.message, "the page shows the node's message as it is");
+    assert.equal(await page.locator(`#adapter-table tr[data-name="${adapter}-bad"]`).count(), 0, 'the refused adapter is not listed');
+    assert.equal(await page.inputValue('#adapter-name'), `${adapter}-bad`, 'the form keeps what was typed');
+  });
+
+  await step('Models: Load warms the adapter, Unload frees it', async () => {
+    await row().locator(`button[aria-label="Load ${adapter}"]`).click();
+    await until(async () => ['host', 'device'].includes(await row().getAttribute('data-tier')), 'the adapter leaves the cold tier');
+    assert.match(await row().locator('.tier').innerText(), /^(host|device)$/, 'the badge shows the tier');
+    await row().locator(`button[aria-label="Unload ${adapter}"]`).click();
+    await until(async () => (await row().getAttribute('data-tier')) === 'cold', 'the adapter is cold again');
+    assert.equal(await row().locator('.tier').innerText(), 'cold');
+  });
+
+  await step('Playground: chat with the adapter, the answer streams in', async () => {
+    await row().locator(`a[aria-label="Chat with ${adapter} in the Playground"]`).click();
+    await until(async () => (await page.url()).includes(`#/playground?model=${encodeURIComponent(adapter)}`), 'the Chat link opens the Playground on the adapter');
+    await visible('#pg-input');
+    assert.equal(await page.inputValue('#pg-model'), adapter, 'the adapter is picked');
+    assert.match(await page.innerText('#pg-model-info'), /LoRA adapter on commons-dev/);
+    await page.fill('#pg-system', SYSTEM);
+    await page.fill('#pg-temperature', '0');
+    await page.fill('#pg-max-tokens', '24');
+    // Every piece of text the page appends to the answer, as it appends it.
+    await page.evaluate(() => {
+      window.__pieces = [];
+      new MutationObserver((records) => {
+        for (const r of records) if (r.type === 'characterData') window.__pieces.push(r.oldValue.length);
+      }).observe(document.getElementById('pg-transcript'), { subtree: true, characterData: true, characterDataOldValue: true });
+    });
+    await page.fill('#pg-input', QUESTION);
+    await page.press('#pg-input', 'Enter');
+    await visible('#pg-transcript .chat-msg[data-role="user"]');
+    const answer = page.locator('#pg-transcript .chat-msg[data-role="assistant"]').last();
+    await until(async () => ['done', 'error'].includes(await answer.getAttribute('data-state')) || (await page.locator('#pg-error .alert-error').count()) > 0, 'the answer finishes', MODEL_TIMEOUT);
+    if (await page.locator('#pg-error .alert-error').count()) assert.fail(`the chat failed: ${(await page.innerText('#pg-error')).replace(/\s+/g, ' ')}`);
+    assert.equal(await answer.getAttribute('data-state'), 'done');
+    const text = await answer.locator('.chat-text').textContent();
+    const pieces = await page.evaluate(() => window.__pieces);
+    assert.ok(pieces.length >= 2, `the answer arrived in pieces, token by token (saw appends at lengths ${JSON.stringify(pieces)})`);
+    assert.equal(pieces[0], 0, 'the first piece went into an empty answer');
+    assert.ok(pieces.every((n, i) => i === 0 || n > pieces[i - 1]), `the answer only grew (${JSON.stringify(pieces)})`);
+    assert.equal(String(pieces.length), await answer.getAttribute('data-chunks'));
+    const finish = await answer.locator('.chat-finish').getAttribute('data-finish');
+    assert.match(finish, /^(stop|length)$/, 'the finish reason is shown');
+    assert.match(await answer.locator('.chat-finish').innerText(), new RegExp(`finish ${finish}`));
+    const usage = (await answer.locator('.chat-usage').innerText()).match(/^(\d+) prompt \+ (\d+) completion tokens$/);
+    assert.ok(usage, 'the usage is shown');
+    // The same request, not streamed: the same answer (temperature 0 is greedy).
+    const r = await page.request.post(`${BASE}/v1/chat/completions`, {
+      headers: dev,
+      data: { model: adapter, messages: [{ role: 'system', content: SYSTEM }, { role: 'user', content: QUESTION }], temperature: 0, top_p: 1, max_tokens: 24 },
+    });
+    const v = await r.json();
+    assert.equal(r.status(), 200, JSON.stringify(v));
+    assert.equal(text, v.choices[0].message.content, 'the streamed text is the whole answer');
+    assert.equal(finish, v.choices[0].finish_reason);
+    assert.deepEqual([Number(usage[1]), Number(usage[2])], [v.usage.prompt_tokens, v.usage.completion_tokens], 'the usage matches');
+    answered = v.usage.completion_tokens;
+    assert.ok(!(await page.locator('#pg-send').isDisabled()) && (await page.locator('#pg-stop').isDisabled()), 'Send is back, Stop is off');
+  });
+
+  await step('Playground: Stop ends a long answer early', async () => {
+    await page.fill('#pg-max-tokens', '1000');
+    // Slow the answer down to a trickle so that it is surely still streaming when Stop is clicked.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 3000, uploadThroughput: -1 });
+    const answer = page.locator('#pg-transcript .chat-msg[data-role="assistant"]').last();
+    try {
+      await page.fill('#pg-input', 'Tell me a long story about the delta.');
+      await page.click('#pg-send');
+      await until(async () => (await page.locator('#pg-transcript .chat-msg[data-role="assistant"]').count()) === 2 && Number(await answer.getAttribute('data-chunks')) >= 2, 'the first tokens arrive', MODEL_TIMEOUT);
+      assert.equal(await answer.getAttribute('data-state'), 'streaming');
+      assert.ok(await page.locator('#pg-send').isDisabled(), 'Send waits while the answer streams');
+      await page.click('#pg-stop');
+      await until(async () => (await answer.getAttribute('data-state')) !== 'streaming', 'the answer stops');
+    } finally {
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    }
+    assert.equal(await answer.getAttribute('data-state'), 'stopped');
+    assert.equal(await answer.locator('.chat-finish').getAttribute('data-finish'), 'stopped');
+    assert.ok((await answer.locator('.chat-text').textContent()).length > 0, 'what arrived stays');
+    assert.ok(await page.locator('#pg-stop').isDisabled());
+    assert.ok(!(await page.locator('#pg-send').isDisabled()));
+  });
+
+  await step('Models: the counters moved; Remove asks first, then removes', async () => {
+    await page.click('#nav a[href="#/models"]');
+    await visible(`#adapter-table tr[data-name="${adapter}"]`);
+    // the Playground's two answers and the API's one
+    await until(async () => count(await cell(6)) >= before.requests + 3, 'the requests are counted');
+    await until(async () => (await row().getAttribute('data-tier')) === 'device', 'a used adapter sits on the device');
+    const least = before.completion_tokens + 2 * answered;
+    assert.ok(count(await cell(7)) >= least, `completion tokens counted (${await cell(7)}, at least ${least})`);
+    assert.ok(count(await cell(8)) >= 1, 'loads counted');
+    assert.match(await cell(9), /^\d+\.\d ms$/, 'the last load time is shown');
+    await row().locator(`button[aria-label="Remove ${adapter}"]`).click();
+    const dialog = await visible('.modal');
+    assert.match(await dialog.innerText(), new RegExp(`Remove ${adapter}\\?`));
+    await dialog.locator('button:has-text("Cancel")').click();
+    await until(async () => (await page.locator('.modal').count()) === 0, 'the dialog closes');
+    assert.equal(await row().count(), 1, 'Cancel keeps the adapter');
+    await row().locator(`button[aria-label="Remove ${adapter}"]`).click();
+    await visible('.modal');
+    await page.click('.modal button[type=submit]');
+    await until(async () => (await row().count()) === 0, 'the adapter leaves the table');
+    const listed = await (await page.request.get(`${BASE}/api/v1/adapters`, { headers: dev })).json();
+    assert.ok(!listed.adapters.some((x) => x.name === adapter), 'the node no longer lists it');
+    if (!listed.adapters.length) await visible('#adapters .empty-title:has-text("No adapters yet")');
+  });
+}
 
 /** The console's slug suggestion (web/js/pages/new.js). */
 function slugifyLikeConsole(s) {

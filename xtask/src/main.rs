@@ -63,7 +63,7 @@ fn apt_install(pkgs: &[&str]) -> Result<(), String> {
 }
 
 /// Install what the end-to-end tests drive: Chromium and the npm packages of tests/browser,
-/// `psql` and psycopg (in a venv under target/pyenv) for the SQL wire tests.
+/// `psql`, psycopg and the `openai` client (in a venv under target/pyenv) for the wire tests.
 fn prepare() -> Result<(), String> {
     let root = root();
     if !Path::new("/usr/bin/chromium").exists() {
@@ -81,14 +81,15 @@ fn prepare() -> Result<(), String> {
             .args(["ci", "--no-audit", "--no-fund"]);
         run(&mut npm)?;
     }
-    // SQL end-to-end tests: psql, and psycopg in a venv under target/.
+    // SQL end-to-end tests: psql, and psycopg in a venv under target/; the OpenAI API test:
+    // the official `openai` client in the same venv.
     if !Path::new("/usr/bin/psql").exists() {
         apt_install(&["postgresql-client"])?;
     }
     let py = root.join("target/pyenv/bin/python");
     let has_psycopg = |p: &Path| {
         Command::new(p)
-            .args(["-c", "import psycopg"])
+            .args(["-c", "import psycopg, openai"])
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
@@ -105,7 +106,14 @@ fn prepare() -> Result<(), String> {
         run(Command::new("python3")
             .args(["-m", "venv"])
             .arg(root.join("target/pyenv")))?;
-        run(Command::new(&py).args(["-m", "pip", "install", "-q", "psycopg[binary]>=3.1,<4"]))?;
+        run(Command::new(&py).args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "psycopg[binary]>=3.1,<4",
+            "openai>=1.40,<3",
+        ]))?;
     }
     Ok(())
 }
