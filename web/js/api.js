@@ -44,7 +44,8 @@ function qs(params) {
   return s ? `?${s}` : '';
 }
 
-async function errorFrom(resp) {
+/** The ApiError of a refused response (the API's `{"error":{"code","message"}}` when it sent one). */
+export async function errorFrom(resp) {
   let body = null;
   const text = await resp.text().catch(() => '');
   try {
@@ -63,8 +64,8 @@ async function errorFrom(resp) {
 /**
  * One API call.
  * @param {string} method
- * @param {string} path below /api/v1
- * @param {{query?:object, body?:any, headers?:object}} [opts]
+ * @param {string} path below /api/v1 (below `opts.root` when given)
+ * @param {{query?:object, body?:any, form?:FormData, headers?:object, root?:string}} [opts]
  */
 export async function request(method, path, opts = {}) {
   const headers = { Accept: 'application/json', ...(opts.headers || {}) };
@@ -74,10 +75,12 @@ export async function request(method, path, opts = {}) {
   if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(opts.body);
+  } else if (opts.form !== undefined) {
+    body = opts.form; // multipart: the browser writes the Content-Type with its boundary
   }
   let resp;
   try {
-    resp = await fetch(BASE + path + qs(opts.query), { method, headers, body });
+    resp = await fetch((opts.root ?? BASE) + path + qs(opts.query), { method, headers, body });
   } catch (e) {
     throw new ApiError(0, 'network', `Cannot reach the node (${e.message || e}).`);
   }
@@ -125,6 +128,51 @@ export const login = (username, password) => request('POST', '/console/login', {
 export const logout = () => request('POST', '/console/logout');
 export const me = () => request('GET', '/console/me');
 export const consoleSign = (typedData) => request('POST', '/console/sign', { body: { typed_data: typedData } });
+
+// --- models and adapters (OpenLoRA) ---
+// These routes take the console session, or `Authorization: Bearer KEY`: pass the headers
+// `modelAccess()` (pages/serving.js) chose.
+export const models = (headers) => request('GET', '/models', { root: '/v1', headers });
+export const baseModel = (headers) => request('GET', '/models/base', { headers });
+export const adapters = (headers) => request('GET', '/adapters', { headers });
+export const adapterStats = (id, headers) => request('GET', `/adapters/${enc(id)}/stats`, { headers });
+export const loadAdapter = (id, headers) => request('POST', `/adapters/${enc(id)}/load`, { headers });
+export const unloadAdapter = (id, headers) => request('POST', `/adapters/${enc(id)}/unload`, { headers });
+export const removeAdapter = (id, headers) => request('DELETE', `/adapters/${enc(id)}`, { headers });
+
+/**
+ * Register an adapter: multipart with `name`, `adapter_config.json` and
+ * `adapter_model.safetensors` (the part names say which file is which, whatever the files
+ * are called on disk).
+ */
+export function addAdapter({ name, config, weights, replace }, headers) {
+  const form = new FormData();
+  form.append('name', name);
+  if (replace) form.append('replace', 'true');
+  form.append('adapter_config.json', config, 'adapter_config.json');
+  form.append('adapter_model.safetensors', weights, 'adapter_model.safetensors');
+  return request('POST', '/adapters', { form, headers });
+}
+
+/**
+ * `POST /v1/chat/completions` with `stream: true`: answers the Response, its body still
+ * unread (the caller reads the server-sent events), or throws an ApiError when the node
+ * refuses the request. `signal` aborts it.
+ */
+export async function chatStream(body, headers, signal) {
+  const h = { Accept: 'text/event-stream', 'Content-Type': 'application/json', ...(headers || {}) };
+  const token = sessionToken();
+  if (token) h['X-Commons-Session'] = token;
+  let resp;
+  try {
+    resp = await fetch('/v1/chat/completions', { method: 'POST', headers: h, body: JSON.stringify(body), signal });
+  } catch (e) {
+    if (e && e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'network', `Cannot reach the node (${e.message || e}).`);
+  }
+  if (!resp.ok) throw await errorFrom(resp);
+  return resp;
+}
 
 /**
  * Upload one file as a contribution: raw bytes, `?name=`, the signature in `X-Commons-*`

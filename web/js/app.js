@@ -15,12 +15,17 @@ import * as diffPage from './pages/diff.js';
 import * as loginPage from './pages/login.js';
 import * as searchPage from './pages/search.js';
 import * as sqlPage from './pages/sql.js';
+import * as modelsPage from './pages/models.js';
+import * as playgroundPage from './pages/playground.js';
 
 const ICONS = {
   search: '<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="10.5" cy="10.5" r="6.5"/><path d="M15.5 15.5L21 21"/></svg>',
   datanets:
     '<svg viewBox="0 0 24 24" aria-hidden="true"><ellipse cx="12" cy="5.5" rx="7.5" ry="2.8"/><path d="M4.5 5.5v6.5c0 1.5 3.4 2.8 7.5 2.8s7.5-1.3 7.5-2.8V5.5"/><path d="M4.5 12v6.5c0 1.5 3.4 2.8 7.5 2.8s7.5-1.3 7.5-2.8V12"/></svg>',
   sql: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 5h16M4 10h16M4 15h9M4 20h6"/><path d="M16 17l2 2 4-4"/></svg>',
+  models:
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><rect x="6" y="6" width="12" height="12" rx="2"/><path d="M9.5 9.5h5v5h-5z"/><path d="M9 3v3M15 3v3M9 18v3M15 18v3M3 9h3M3 15h3M18 9h3M18 15h3"/></svg>',
+  playground: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 5.5A1.5 1.5 0 0 1 5.5 4h13A1.5 1.5 0 0 1 20 5.5v9a1.5 1.5 0 0 1-1.5 1.5H10l-4.5 4v-4h0A1.5 1.5 0 0 1 4 14.5z"/><path d="M8 8.5h8M8 12h5"/></svg>',
 };
 
 // The left navigation, one line per section. Later sections (Search, SQL, Models, Playground,
@@ -29,6 +34,8 @@ const NAV = [
   { id: 'datanets', label: 'Datanets', href: '#/datanets', icon: ICONS.datanets },
   { id: 'search', label: 'Search', href: '#/search', icon: ICONS.search },
   { id: 'sql', label: 'SQL', href: '#/sql', icon: ICONS.sql },
+  { id: 'models', label: 'Models', href: '#/models', icon: ICONS.models },
+  { id: 'playground', label: 'Playground', href: '#/playground', icon: ICONS.playground },
 ];
 
 // Hash routes: a path pattern, its page module (`render(ctx)`), and its nav section.
@@ -42,6 +49,8 @@ const ROUTES = [
   { re: /^\/datanets\/([^/]+)\/diff\/?$/, keys: ['slug'], page: diffPage, nav: 'datanets' },
   { re: /^\/sql\/?$/, page: sqlPage, nav: 'sql' },
   { re: /^\/search\/?$/, page: searchPage, nav: 'search' },
+  { re: /^\/models\/?$/, page: modelsPage, nav: 'models' },
+  { re: /^\/playground\/?$/, page: playgroundPage, nav: 'playground' },
   { re: /^\/login\/?$/, page: loginPage, nav: null },
 ];
 

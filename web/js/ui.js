@@ -175,6 +175,11 @@ const HINTS = {
   too_large: 'The file or body is over the node’s size limit.',
   not_found: 'It does not exist (or no longer exists) on this node.',
   internal: 'This is a bug in the node: the message says more.',
+  bad_adapter: 'The files do not fit this node’s base model, or hold weights the runtime does not apply.',
+  model_not_found: 'No base model or adapter has that name: the Models page lists them.',
+  model_loading: 'The base model is still loading; try again in a moment.',
+  no_model: 'This node serves no model (start it with --base-model DIR, or --dev).',
+  overloaded: 'The model’s queue is full; try again shortly.',
 };
 
 /** A readable error block for an API error or any Error. */
