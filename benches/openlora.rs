@@ -41,7 +41,10 @@ use serde_json::{Value, json};
 
 fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
-        Ok(v) => v.trim().parse().with_context(|| format!("{name}={v} is not a number")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={v} is not a number")),
         Err(_) => Ok(default),
     }
 }
@@ -50,9 +53,11 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -63,18 +68,28 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// Submit every request at once and wait for all of them; tokens/s over the wall time.
-fn run_batch(s: &Serving, adapters: &[Option<AdapterKey>], prompt: usize, new_tokens: usize) -> anyhow::Result<f64> {
+fn run_batch(
+    s: &Serving,
+    adapters: &[Option<AdapterKey>],
+    prompt: usize,
+    new_tokens: usize,
+) -> anyhow::Result<f64> {
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let vocab = s.engine.model_config.vocab_size as u32;
     let t = Instant::now();
     let mut rxs = Vec::new();
     for (i, a) in adapters.iter().enumerate() {
-        let prompt_ids: Vec<u32> = (0..prompt).map(|j| ((i * 7919 + j * 104_729) as u32) % vocab).collect();
+        let prompt_ids: Vec<u32> = (0..prompt)
+            .map(|j| ((i * 7919 + j * 104_729) as u32) % vocab)
+            .collect();
         rxs.push(s.engine.submit(GenerateRequest {
             adapter: a.clone(),
             prompt: prompt_ids,
             max_tokens: new_tokens,
-            sampling: SamplingParams { temperature: 0.0, ..Default::default() },
+            sampling: SamplingParams {
+                temperature: 0.0,
+                ..Default::default()
+            },
             stop: Vec::new(),
             ignore_eos: true,
         })?);
@@ -93,24 +108,52 @@ fn run_batch(s: &Serving, adapters: &[Option<AdapterKey>], prompt: usize, new_to
         Ok(())
     })?;
     if tokens != adapters.len() * new_tokens {
-        bail!("expected {} tokens, got {tokens}", adapters.len() * new_tokens);
+        bail!(
+            "expected {} tokens, got {tokens}",
+            adapters.len() * new_tokens
+        );
     }
     Ok(tokens as f64 / t.elapsed().as_secs_f64())
 }
 
-fn peft(python: &Path, mode: &str, batch: usize, prompt: usize, new_tokens: usize) -> anyhow::Result<Value> {
+fn peft(
+    python: &Path,
+    mode: &str,
+    batch: usize,
+    prompt: usize,
+    new_tokens: usize,
+) -> anyhow::Result<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peft_generate.py");
     let out = Command::new(python)
         .arg(script)
-        .args(["--mode", mode, "--batch", &batch.to_string(), "--prompt", &prompt.to_string()])
-        .args(["--gen", &new_tokens.to_string(), "--threads", &std::thread::available_parallelism().map_or(2, |c| c.get()).to_string()])
+        .args([
+            "--mode",
+            mode,
+            "--batch",
+            &batch.to_string(),
+            "--prompt",
+            &prompt.to_string(),
+        ])
+        .args([
+            "--gen",
+            &new_tokens.to_string(),
+            "--threads",
+            &std::thread::available_parallelism()
+                .map_or(2, |c| c.get())
+                .to_string(),
+        ])
         .output()
         .context("cannot run peft_generate.py")?;
     if !out.status.success() {
-        bail!("peft_generate.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "peft_generate.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let line = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(line.trim().lines().last().unwrap_or(""))?)
+    Ok(serde_json::from_str(
+        line.trim().lines().last().unwrap_or(""),
+    )?)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,7 +167,9 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let tmp = tempfile::tempdir()?;
-    println!("commons OpenLoRA bench: prompt {prompt}, new_tokens {new_tokens}, batches {batches:?}, {registered} adapters, {cores} cores");
+    println!(
+        "commons OpenLoRA bench: prompt {prompt}, new_tokens {new_tokens}, batches {batches:?}, {registered} adapters, {cores} cores"
+    );
 
     // The model, in the HF layout the node loads; the dev tokenizer stands in for a real one
     // (ids above its vocabulary decode to nothing, which costs the detokenizer nothing extra).
@@ -138,7 +183,10 @@ fn main() -> anyhow::Result<()> {
     }
     println!("model written in {:.1} s", t.elapsed().as_secs_f64());
 
-    let store = Arc::new(Store::create_fresh(&tmp.path().join("db.redb"), Limits::default())?);
+    let store = Arc::new(Store::create_fresh(
+        &tmp.path().join("db.redb"),
+        Limits::default(),
+    )?);
     let cfg = ServingConfig {
         kv_cache_mb: 1024,
         max_batch_tokens: 8192,
@@ -153,12 +201,27 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let mut keys = Vec::with_capacity(registered);
     for i in 0..registered {
-        let files = synthetic_adapter_as(&s.engine.model_config, 16, &Proj::ALL, 1000 + i as u64, false, true)?;
+        let files = synthetic_adapter_as(
+            &s.engine.model_config,
+            16,
+            &Proj::ALL,
+            1000 + i as u64,
+            false,
+            true,
+        )?;
         let rec = s.vet(&files, &format!("a{i:04}"), "bench")?;
         let rec = s.register(&store, rec, &files, false)?;
-        keys.push(AdapterKey { name: rec.name.clone(), hash: rec.hash });
+        keys.push(AdapterKey {
+            name: rec.name.clone(),
+            hash: rec.hash,
+        });
     }
-    let adapter_bytes = store.snapshot()?.adapters()?.iter().map(|a| a.size).sum::<u64>();
+    let adapter_bytes = store
+        .snapshot()?
+        .adapters()?
+        .iter()
+        .map(|a| a.size)
+        .sum::<u64>();
     println!(
         "{registered} adapters registered ({:.0} MB of blobs) in {:.1} s",
         adapter_bytes as f64 / 1e6,
@@ -181,7 +244,9 @@ fn main() -> anyhow::Result<()> {
         loads.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (load_p50, load_p99) = (percentile(&mut loads, 0.5), percentile(&mut loads, 0.99));
-    println!("cold load (blob → ready, rank 16, 7 modules): p50 {load_p50:.2} ms, p99 {load_p99:.2} ms");
+    println!(
+        "cold load (blob → ready, rank 16, 7 modules): p50 {load_p50:.2} ms, p99 {load_p99:.2} ms"
+    );
 
     // Warm the engine once so the first measured batch does not pay page faults.
     run_batch(&s, &[None, None], 16, 4)?;
@@ -199,12 +264,21 @@ fn main() -> anyhow::Result<()> {
     for &b in &batches {
         let base = run_batch(&s, &vec![None; b], prompt, new_tokens)?;
         let one = run_batch(&s, &vec![Some(keys[0].clone()); b], prompt, new_tokens)?;
-        let pick100: Vec<Option<AdapterKey>> = (0..b).map(|_| Some(keys[draw(100)].clone())).collect();
+        let pick100: Vec<Option<AdapterKey>> =
+            (0..b).map(|_| Some(keys[draw(100)].clone())).collect();
         let mixed100 = run_batch(&s, &pick100, prompt, new_tokens)?;
         let warm = run_batch(&s, &pick100, prompt, new_tokens)?;
-        let pick_all: Vec<Option<AdapterKey>> = (0..b).map(|_| Some(keys[100 + draw(registered - 100)].clone())).collect();
+        let pick_all: Vec<Option<AdapterKey>> = (0..b)
+            .map(|_| Some(keys[100 + draw(registered - 100)].clone()))
+            .collect();
         let mixed_all = run_batch(&s, &pick_all, prompt, new_tokens)?;
-        for (mode, v) in [("base", base), ("one", one), ("mixed/100", mixed100), ("mixed/warm", warm), (&*format!("mixed/{registered}"), mixed_all)] {
+        for (mode, v) in [
+            ("base", base),
+            ("one", one),
+            ("mixed/100", mixed100),
+            ("mixed/warm", warm),
+            (&*format!("mixed/{registered}"), mixed_all),
+        ] {
             println!("| {b} | {mode} | {v:.1} | {:.0} % |", 100.0 * v / base);
             results.push(json!({"batch": b, "mode": mode, "tokens_per_s": v, "vs_base": v / base}));
         }
@@ -224,7 +298,9 @@ fn main() -> anyhow::Result<()> {
         .or_else(|| Some(PathBuf::from("/work/pyref/bin/python")).filter(|p| p.exists()));
     let mut peft_results = Vec::new();
     match &python {
-        None => println!("PyTorch + PEFT: skipped (set COMMONS_PEFT_PYTHON to a Python with torch, transformers, peft)"),
+        None => println!(
+            "PyTorch + PEFT: skipped (set COMMONS_PEFT_PYTHON to a Python with torch, transformers, peft)"
+        ),
         Some(py) => {
             let b = batches[0];
             for mode in ["base", "one", "mixed"] {
@@ -232,10 +308,16 @@ fn main() -> anyhow::Result<()> {
                 let theirs = v["tokens_per_s"].as_f64().unwrap_or(0.0);
                 let ours = results
                     .iter()
-                    .find(|r| r["batch"] == b && r["mode"] == if mode == "mixed" { "mixed/warm" } else { mode })
+                    .find(|r| {
+                        r["batch"] == b
+                            && r["mode"] == if mode == "mixed" { "mixed/warm" } else { mode }
+                    })
                     .and_then(|r| r["tokens_per_s"].as_f64())
                     .unwrap_or(0.0);
-                println!("PyTorch + PEFT {mode} (batch {b}): {theirs:.1} tokens/s; Commons {ours:.1} → {:.2}×", ours / theirs);
+                println!(
+                    "PyTorch + PEFT {mode} (batch {b}): {theirs:.1} tokens/s; Commons {ours:.1} → {:.2}×",
+                    ours / theirs
+                );
                 peft_results.push(json!({"mode": mode, "batch": b, "peft": v, "commons_tokens_per_s": ours, "ratio": ours / theirs}));
             }
         }

@@ -817,20 +817,32 @@ fn print_adapter(a: &Value) {
         st["completion_tokens"],
         a["targets"]
             .as_array()
-            .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+            .map(|t| t
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","))
             .unwrap_or_default()
     );
 }
 
 async fn adapter(g: &Global, c: &Client, cmd: AdapterCmd) -> anyhow::Result<()> {
-    let enc = |x: &str| percent_encoding::utf8_percent_encode(x, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let enc = |x: &str| {
+        percent_encoding::utf8_percent_encode(x, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
     match cmd {
         AdapterCmd::Add { dir, name, replace } => {
             let files = crate::serving::read_adapter_dir(&dir)?;
-            let weights = std::sync::Arc::try_unwrap(files.weights).unwrap_or_else(|a| (*a).clone());
+            let weights =
+                std::sync::Arc::try_unwrap(files.weights).unwrap_or_else(|a| (*a).clone());
             let v = c.add_adapter(&name, files.config, weights, replace).await?;
             print(g, &v, |v| {
-                println!("added adapter {} (id {}, rank {})", s(v, "name"), s(v, "id"), v["rank"]);
+                println!(
+                    "added adapter {} (id {}, rank {})",
+                    s(v, "name"),
+                    s(v, "id"),
+                    v["rank"]
+                );
             });
         }
         AdapterCmd::List => {
@@ -842,16 +854,27 @@ async fn adapter(g: &Global, c: &Client, cmd: AdapterCmd) -> anyhow::Result<()> 
             });
         }
         AdapterCmd::Show { adapter } => {
-            let v = c.get(&format!("/api/v1/adapters/{}", enc(&adapter))).await?;
+            let v = c
+                .get(&format!("/api/v1/adapters/{}", enc(&adapter)))
+                .await?;
             print(g, &v, |v| {
                 print_adapter(v);
-                println!("  hash {}  base {}  added by {}", s(v, "hash"), s(v, "base_model"), s(v, "added_by"));
+                println!(
+                    "  hash {}  base {}  added by {}",
+                    s(v, "hash"),
+                    s(v, "base_model"),
+                    s(v, "added_by")
+                );
                 println!("  stats {}", v["stats"]);
             });
         }
         AdapterCmd::Remove { adapter } => {
             let v = c
-                .send(reqwest::Method::DELETE, &format!("/api/v1/adapters/{}", enc(&adapter)), &json!({}))
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/adapters/{}", enc(&adapter)),
+                    &json!({}),
+                )
                 .await?;
             print(g, &v, |v| println!("removed adapter {}", s(v, "removed")));
         }
@@ -862,7 +885,9 @@ async fn adapter(g: &Global, c: &Client, cmd: AdapterCmd) -> anyhow::Result<()> 
 async fn apikey(g: &Global, c: &Client, cmd: ApikeyCmd) -> anyhow::Result<()> {
     match cmd {
         ApikeyCmd::Create { name, admin } => {
-            let v = c.post("/api/v1/apikeys", &json!({"name": name, "admin": admin})).await?;
+            let v = c
+                .post("/api/v1/apikeys", &json!({"name": name, "admin": admin}))
+                .await?;
             print(g, &v, |v| {
                 println!("{}", s(v, "key"));
                 eprintln!("API key '{}' created; it is shown only now.", s(v, "name"));
@@ -872,7 +897,12 @@ async fn apikey(g: &Global, c: &Client, cmd: ApikeyCmd) -> anyhow::Result<()> {
             let v = c.get("/api/v1/apikeys").await?;
             print(g, &v, |v| {
                 for k in v["keys"].as_array().into_iter().flatten() {
-                    println!("{:<24} {}…  admin {}", s(k, "name"), s(k, "prefix"), k["admin"]);
+                    println!(
+                        "{:<24} {}…  admin {}",
+                        s(k, "name"),
+                        s(k, "prefix"),
+                        k["admin"]
+                    );
                 }
             });
         }
@@ -880,7 +910,13 @@ async fn apikey(g: &Global, c: &Client, cmd: ApikeyCmd) -> anyhow::Result<()> {
             let v = c
                 .send(
                     reqwest::Method::DELETE,
-                    &format!("/api/v1/apikeys/{}", percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)),
+                    &format!(
+                        "/api/v1/apikeys/{}",
+                        percent_encoding::utf8_percent_encode(
+                            &name,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    ),
                     &json!({}),
                 )
                 .await?;

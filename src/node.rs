@@ -219,7 +219,9 @@ pub fn open(config: Config, http_addr: SocketAddr) -> anyhow::Result<Node> {
     );
     let serving = crate::serving::Slot::default();
     match (&config.serving.base_model, config.dev) {
-        (Some(dir), _) => serving.start_loading(store.clone(), dir.clone(), false, config.serving.clone()),
+        (Some(dir), _) => {
+            serving.start_loading(store.clone(), dir.clone(), false, config.serving.clone())
+        }
         (None, true) => {
             let dir = config.data_dir.join("models").join("dev");
             serving.start_loading(store.clone(), dir, true, config.serving.clone());

@@ -55,7 +55,13 @@ impl Slot {
     }
 
     /// Load in the background; the slot says Loading until then.
-    pub fn start_loading(&self, store: Arc<Store>, dir: PathBuf, dev_model: bool, cfg: ServingConfig) {
+    pub fn start_loading(
+        &self,
+        store: Arc<Store>,
+        dir: PathBuf,
+        dev_model: bool,
+        cfg: ServingConfig,
+    ) {
         self.set(SlotState::Loading);
         let slot = self.clone();
         let spawned = std::thread::Builder::new()
@@ -68,7 +74,9 @@ impl Slot {
                 }
             });
         if let Err(e) = spawned {
-            self.set(SlotState::Failed(format!("cannot start the loader thread: {e}")));
+            self.set(SlotState::Failed(format!(
+                "cannot start the loader thread: {e}"
+            )));
         }
     }
 
@@ -128,8 +136,9 @@ impl AdapterSource for StoreSource {
                 .map(|(_, b)| b)
                 .map_err(|e| commons_compute::Error::NotFound(e.to_string()))
         };
-        let config = String::from_utf8(read(&cfg)?)
-            .map_err(|_| commons_compute::Error::BadAdapter("adapter_config.json is not UTF-8".into()))?;
+        let config = String::from_utf8(read(&cfg)?).map_err(|_| {
+            commons_compute::Error::BadAdapter("adapter_config.json is not UTF-8".into())
+        })?;
         Ok(AdapterFiles {
             config,
             weights: Arc::new(read(&weights)?),
@@ -202,7 +211,12 @@ impl Serving {
     }
 
     /// Check adapter files against the base model and describe them for the registry.
-    pub fn vet(&self, files: &AdapterFiles, name: &str, added_by: &str) -> commons_compute::Result<AdapterRecord> {
+    pub fn vet(
+        &self,
+        files: &AdapterFiles,
+        name: &str,
+        added_by: &str,
+    ) -> commons_compute::Result<AdapterRecord> {
         let adapter = self.engine.validate_adapter(files)?;
         let cfg = commons_compute::lora::AdapterConfig::parse(&files.config)?;
         Ok(AdapterRecord {
@@ -212,7 +226,11 @@ impl Serving {
             weights_blob: [0; 32],
             base_model: cfg.base_model.unwrap_or_default(),
             rank: adapter.max_rank as u32,
-            targets: adapter.targets.iter().map(|p: &Proj| p.module_name().to_string()).collect(),
+            targets: adapter
+                .targets
+                .iter()
+                .map(|p: &Proj| p.module_name().to_string())
+                .collect(),
             size: 0,
             added_by: added_by.to_string(),
             created_at: 0,
@@ -255,8 +273,8 @@ impl Serving {
 pub fn read_adapter_dir(dir: &Path) -> anyhow::Result<AdapterFiles> {
     let cfg = dir.join("adapter_config.json");
     let weights = dir.join("adapter_model.safetensors");
-    let config = std::fs::read_to_string(&cfg)
-        .with_context(|| format!("cannot read {}", cfg.display()))?;
+    let config =
+        std::fs::read_to_string(&cfg).with_context(|| format!("cannot read {}", cfg.display()))?;
     let w = std::fs::read(&weights).with_context(|| {
         format!(
             "cannot read {} (only the safetensors format is accepted)",

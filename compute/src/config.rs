@@ -149,7 +149,11 @@ fn get_f32(v: &Value, key: &str) -> Option<f32> {
 fn ids(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|x| x as u32)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -187,7 +191,7 @@ impl ModelConfig {
         let num_kv_heads = get_usize(&v, "num_key_value_heads")
             .filter(|&x| x > 0)
             .unwrap_or(num_heads);
-        if num_heads % num_kv_heads != 0 {
+        if !num_heads.is_multiple_of(num_kv_heads) {
             return Err(Error::BadModel(format!(
                 "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
             )));
@@ -195,7 +199,7 @@ impl ModelConfig {
         let head_dim = get_usize(&v, "head_dim")
             .filter(|&x| x > 0)
             .unwrap_or(hidden_size / num_heads);
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             return Err(Error::BadModel(format!("head_dim {head_dim} is odd")));
         }
         let rope = v.get("rope_parameters");
@@ -280,7 +284,7 @@ impl ModelConfig {
                 .map(|i| {
                     use_sliding
                         && match arch {
-                            Arch::Gemma2 => i % 2 == 0,
+                            Arch::Gemma2 => i.is_multiple_of(2),
                             _ => true,
                         }
                 })
@@ -370,11 +374,12 @@ mod tests {
 
     #[test]
     fn refuses_unknown_and_not_yet() {
-        let e = ModelConfig::parse(r#"{"model_type":"bloom"}"#).unwrap_err();
+        let e = ModelConfig::parse(r#"{"model_type":"bloom"}"#).expect_err("must be refused");
         assert!(e.to_string().contains("not supported yet"), "{e}");
-        let e = ModelConfig::parse(r#"{"model_type":"gpt9"}"#).unwrap_err();
+        let e = ModelConfig::parse(r#"{"model_type":"gpt9"}"#).expect_err("must be refused");
         assert!(e.to_string().contains("unknown model_type"), "{e}");
-        let e = ModelConfig::parse(r#"{"model_type":"llama","hidden_size":64}"#).unwrap_err();
+        let e = ModelConfig::parse(r#"{"model_type":"llama","hidden_size":64}"#)
+            .expect_err("must be refused");
         assert!(e.to_string().contains("num_attention_heads"), "{e}");
     }
 }

@@ -141,12 +141,19 @@ pub fn write_llama(dir: &Path, shape: Shape, seed: u64, eos: Option<u32>) -> Res
         "eos_token_id": eos,
     });
     let cfg_path = dir.join("config.json");
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap_or_default())
-        .map_err(|e| Error::io(&cfg_path, e))?;
+    std::fs::write(
+        &cfg_path,
+        serde_json::to_vec_pretty(&config).unwrap_or_default(),
+    )
+    .map_err(|e| Error::io(&cfg_path, e))?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let std = 0.08;
-    tensors.push(("model.embed_tokens.weight".into(), vec![s.vocab, s.hidden], random_weights(&mut rng, s.vocab * s.hidden, 1.0)));
+    tensors.push((
+        "model.embed_tokens.weight".into(),
+        vec![s.vocab, s.hidden],
+        random_weights(&mut rng, s.vocab * s.hidden, 1.0),
+    ));
     for i in 0..s.layers {
         let p = format!("model.layers.{i}.");
         let mats = [
@@ -162,11 +169,27 @@ pub fn write_llama(dir: &Path, shape: Shape, seed: u64, eos: Option<u32>) -> Res
             let w = random_weights(&mut rng, out * inp, std);
             tensors.push((format!("{p}{n}"), vec![out, inp], w));
         }
-        tensors.push((format!("{p}input_layernorm.weight"), vec![s.hidden], vec![1.0; s.hidden]));
-        tensors.push((format!("{p}post_attention_layernorm.weight"), vec![s.hidden], vec![1.0; s.hidden]));
+        tensors.push((
+            format!("{p}input_layernorm.weight"),
+            vec![s.hidden],
+            vec![1.0; s.hidden],
+        ));
+        tensors.push((
+            format!("{p}post_attention_layernorm.weight"),
+            vec![s.hidden],
+            vec![1.0; s.hidden],
+        ));
     }
-    tensors.push(("model.norm.weight".into(), vec![s.hidden], vec![1.0; s.hidden]));
-    tensors.push(("lm_head.weight".into(), vec![s.vocab, s.hidden], random_weights(&mut rng, s.vocab * s.hidden, std)));
+    tensors.push((
+        "model.norm.weight".into(),
+        vec![s.hidden],
+        vec![1.0; s.hidden],
+    ));
+    tensors.push((
+        "lm_head.weight".into(),
+        vec![s.vocab, s.hidden],
+        random_weights(&mut rng, s.vocab * s.hidden, std),
+    ));
     let refs: Vec<(String, Vec<usize>, &[f32])> = tensors
         .iter()
         .map(|(n, s, d)| (n.clone(), s.clone(), d.as_slice()))
@@ -179,7 +202,10 @@ pub fn write_llama(dir: &Path, shape: Shape, seed: u64, eos: Option<u32>) -> Res
 /// Create the dev model in `dir` unless a complete one is already there. Written into a
 /// temporary sibling and renamed, so a crash never leaves half a model behind.
 pub fn ensure_dev_model(dir: &Path) -> Result<()> {
-    if dir.join("config.json").exists() && dir.join("model.safetensors").exists() && dir.join("tokenizer.json").exists() {
+    if dir.join("config.json").exists()
+        && dir.join("model.safetensors").exists()
+        && dir.join("tokenizer.json").exists()
+    {
         return Ok(());
     }
     let parent = dir.parent().unwrap_or(Path::new("."));
@@ -193,7 +219,15 @@ pub fn ensure_dev_model(dir: &Path) -> Result<()> {
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     let im_end = t.token_to_id("<|im_end|>");
     let eot = t.token_to_id("<|endoftext|>");
-    write_llama(&tmp, Shape { vocab, ..Shape::DEV }, 20261123, im_end)?;
+    write_llama(
+        &tmp,
+        Shape {
+            vocab,
+            ..Shape::DEV
+        },
+        20261123,
+        im_end,
+    )?;
     let files = [
         (
             "tokenizer_config.json",
@@ -212,7 +246,8 @@ pub fn ensure_dev_model(dir: &Path) -> Result<()> {
     ];
     for (name, v) in files {
         let p = tmp.join(name);
-        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap_or_default()).map_err(|e| Error::io(&p, e))?;
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap_or_default())
+            .map_err(|e| Error::io(&p, e))?;
     }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
@@ -247,7 +282,10 @@ pub fn synthetic_adapter_as(
             let (inp, out) = p.dims(model);
             let attn = matches!(
                 p,
-                crate::lora::Proj::Q | crate::lora::Proj::K | crate::lora::Proj::V | crate::lora::Proj::O
+                crate::lora::Proj::Q
+                    | crate::lora::Proj::K
+                    | crate::lora::Proj::V
+                    | crate::lora::Proj::O
             );
             let base = format!(
                 "base_model.model.model.layers.{layer}.{}.{}",
@@ -268,7 +306,11 @@ pub fn synthetic_adapter_as(
         .iter()
         .map(|(n, s, d)| (n.clone(), s.clone(), d.as_slice()))
         .collect();
-    let weights = if bf16 { write_bf16(&refs)? } else { write_f32(&refs)? };
+    let weights = if bf16 {
+        write_bf16(&refs)?
+    } else {
+        write_f32(&refs)?
+    };
     let names: Vec<&str> = targets.iter().map(|p| p.module_name()).collect();
     let config = json!({
         "peft_type": "LORA",

@@ -364,7 +364,12 @@ impl Engine {
         cfg: EngineConfig,
     ) -> Engine {
         let block_size = cfg.block_size.max(1);
-        let blocks = KvCache::blocks_for_budget(model.cfg.num_layers, model.kv_width(), block_size, cfg.kv_cache_bytes);
+        let blocks = KvCache::blocks_for_budget(
+            model.cfg.num_layers,
+            model.kv_width(),
+            block_size,
+            cfg.kv_cache_bytes,
+        );
         let kv = KvCache::new(model.cfg.num_layers, model.kv_width(), block_size, blocks);
         let shared = Arc::new(Shared {
             host: Mutex::new(HostTier {
@@ -465,7 +470,9 @@ impl Engine {
         }
         let vocab = self.model_config.vocab_size as u32;
         if let Some(bad) = req.prompt.iter().find(|t| **t >= vocab) {
-            return Err(Error::BadRequest(format!("token id {bad} is outside the vocabulary")));
+            return Err(Error::BadRequest(format!(
+                "token id {bad} is outside the vocabulary"
+            )));
         }
         if self.shared.waiting.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_waiting {
             self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -487,7 +494,13 @@ impl Engine {
             }
         }
         let (out, rx) = unbounded_channel();
-        let hold = req.stop.iter().map(|s| s.len()).max().unwrap_or(1).saturating_sub(1);
+        let hold = req
+            .stop
+            .iter()
+            .map(|s| s.len())
+            .max()
+            .unwrap_or(1)
+            .saturating_sub(1);
         let seq = Seq {
             adapter: req.adapter,
             weights: None,
@@ -543,7 +556,9 @@ impl Engine {
     /// Engine-wide figures (asks the engine thread; waits at most a second).
     pub fn stats(&self) -> Result<EngineStats> {
         let (tx, rx) = mpsc::channel();
-        self.tx.send(Command::Stats(tx)).map_err(|_| Error::EngineStopped)?;
+        self.tx
+            .send(Command::Stats(tx))
+            .map_err(|_| Error::EngineStopped)?;
         rx.recv_timeout(std::time::Duration::from_secs(5))
             .map_err(|_| Error::EngineStopped)
     }
@@ -556,14 +571,21 @@ impl Engine {
 
 fn parse_adapter(files: &AdapterFiles, model: &crate::config::ModelConfig) -> Result<Adapter> {
     let cfg = AdapterConfig::parse(&files.config)?;
-    let t = Tensors::from_bytes("adapter_model.safetensors", files.weights.clone()).map_err(|e| match e {
-        Error::BadModel(m) => Error::BadAdapter(m),
-        o => o,
-    })?;
+    let t = Tensors::from_bytes("adapter_model.safetensors", files.weights.clone()).map_err(
+        |e| match e {
+            Error::BadModel(m) => Error::BadAdapter(m),
+            o => o,
+        },
+    )?;
     Adapter::load(&cfg, &t, model)
 }
 
-fn loader(rx: mpsc::Receiver<Hash>, source: Arc<dyn AdapterSource>, shared: Arc<Shared>, engine: mpsc::Sender<Command>) {
+fn loader(
+    rx: mpsc::Receiver<Hash>,
+    source: Arc<dyn AdapterSource>,
+    shared: Arc<Shared>,
+    engine: mpsc::Sender<Command>,
+) {
     while let Ok(hash) = rx.recv() {
         let present = shared
             .host
@@ -694,7 +716,9 @@ impl Core {
                     let mut keep = VecDeque::new();
                     for s in self.waiting.drain(..) {
                         if s.adapter.as_ref().is_some_and(|a| a.hash == h) {
-                            let _ = s.out.send(Event::Error(format!("adapter could not be loaded: {e}")));
+                            let _ = s
+                                .out
+                                .send(Event::Error(format!("adapter could not be loaded: {e}")));
                             self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
                         } else {
                             keep.push_back(s);
@@ -754,13 +778,20 @@ impl Core {
 
     /// Make an adapter device-resident if its files are in host memory.
     fn ensure(&mut self, key: Option<&AdapterKey>) -> Ready {
-        let Some(key) = key else { return Ready::Yes(None) };
+        let Some(key) = key else {
+            return Ready::Yes(None);
+        };
         self.clock += 1;
         if let Some(e) = self.device.get_mut(&key.hash) {
             e.1 = self.clock;
             return Ready::Yes(Some(e.0.clone()));
         }
-        let files = self.shared.host.lock().ok().and_then(|mut h| h.get(&key.hash));
+        let files = self
+            .shared
+            .host
+            .lock()
+            .ok()
+            .and_then(|mut h| h.get(&key.hash));
         let Some(files) = files else {
             if self.loading.insert(key.hash) {
                 let _ = self.loader.send(key.hash);
@@ -778,7 +809,12 @@ impl Core {
             match victim {
                 Some(v) => {
                     self.device.remove(&v);
-                    let in_host = self.shared.host.lock().map(|h| h.map.contains_key(&v)).unwrap_or(false);
+                    let in_host = self
+                        .shared
+                        .host
+                        .lock()
+                        .map(|h| h.map.contains_key(&v))
+                        .unwrap_or(false);
                     self.shared.with_stats(&v, |s| {
                         s.tier = if in_host { Tier::Host } else { Tier::Cold };
                     });
@@ -800,7 +836,8 @@ impl Core {
                     s.tier = Tier::Device;
                     s.resident_bytes = bytes;
                 });
-                metrics::counter!("commons_adapter_loads_total", "adapter" => key.name.clone()).increment(1);
+                metrics::counter!("commons_adapter_loads_total", "adapter" => key.name.clone())
+                    .increment(1);
                 metrics::histogram!("commons_adapter_load_seconds").record(ms / 1e3);
                 Ready::Yes(Some(a))
             }
@@ -860,7 +897,9 @@ impl Core {
                 }
             }
             let Some(_) = short else { break };
-            let Some(mut victim) = self.running.pop() else { break };
+            let Some(mut victim) = self.running.pop() else {
+                break;
+            };
             self.kv.release(&mut victim.blocks);
             victim.cached = 0;
             self.preemptions += 1;
@@ -885,7 +924,9 @@ impl Core {
                 }
             })
             .collect();
-        let result = self.model.forward(&inputs, &mut self.kv, self.lora.as_ref(), false);
+        let result = self
+            .model
+            .forward(&inputs, &mut self.kv, self.lora.as_ref(), false);
         drop(inputs);
         self.steps += 1;
         let logits = match result {
@@ -903,11 +944,14 @@ impl Core {
         for (row, &i) in order.iter().enumerate() {
             let s = &mut self.running[i];
             s.cached = s.tokens.len();
-            let pick = s.sampler.pick(&logits[row * vocab..(row + 1) * vocab], &s.sampling);
+            let pick = s
+                .sampler
+                .pick(&logits[row * vocab..(row + 1) * vocab], &s.sampling);
             s.tokens.push(pick.token);
             self.generated += 1;
             if let Some(a) = &s.adapter {
-                self.shared.with_stats(&a.hash, |st| st.completion_tokens += 1);
+                self.shared
+                    .with_stats(&a.hash, |st| st.completion_tokens += 1);
             }
             let eos = !s.ignore_eos && self.tokenizer.eos_ids.contains(&pick.token);
             let mut reason = None;

@@ -25,7 +25,15 @@ unsafe impl Sync for SyncPtr {}
 
 /// `out[m×n] = x[m×k] · w[n×k]ᵀ` (row-major; `w` in the `[out_features, in_features]` layout
 /// checkpoints use). With `accumulate`, adds to `out` instead of overwriting it.
-pub fn matmul_t(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32], accumulate: bool) {
+pub fn matmul_t(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    out: &mut [f32],
+    accumulate: bool,
+) {
     assert_eq!(x.len(), m * k, "matmul_t: x has the wrong length");
     assert_eq!(w.len(), n * k, "matmul_t: w has the wrong length");
     assert_eq!(out.len(), m * n, "matmul_t: out has the wrong length");
@@ -290,7 +298,9 @@ mod tests {
         let mut o = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                o[i * n + j] = (0..k).map(|t| x[i * k + t] as f64 * w[j * k + t] as f64).sum::<f64>() as f32;
+                o[i * n + j] = (0..k)
+                    .map(|t| x[i * k + t] as f64 * w[j * k + t] as f64)
+                    .sum::<f64>() as f32;
             }
         }
         o
@@ -323,7 +333,11 @@ mod tests {
             for i in 0..m {
                 let mut one = vec![0f32; n];
                 matmul_t(&x[i * k..(i + 1) * k], 1, k, &w, n, &mut one, false);
-                assert_eq!(one, out[i * n..(i + 1) * n].to_vec(), "row {i} of {m}x{k}x{n}");
+                assert_eq!(
+                    one,
+                    out[i * n..(i + 1) * n].to_vec(),
+                    "row {i} of {m}x{k}x{n}"
+                );
             }
             // Accumulate adds.
             let mut twice = out.clone();

@@ -30,7 +30,12 @@ impl KvCache {
     }
 
     /// How many blocks `budget_bytes` buys for this shape (at least one).
-    pub fn blocks_for_budget(layers: usize, kv_width: usize, block_size: usize, budget_bytes: usize) -> usize {
+    pub fn blocks_for_budget(
+        layers: usize,
+        kv_width: usize,
+        block_size: usize,
+        budget_bytes: usize,
+    ) -> usize {
         let per_block = 2 * layers * kv_width * block_size * std::mem::size_of::<f32>();
         (budget_bytes / per_block.max(1)).max(1)
     }

@@ -143,7 +143,9 @@ impl AdapterConfig {
             )));
         }
         if v.get("use_dora").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::Unsupported("DoRA adapters (use_dora) are not supported".into()));
+            return Err(Error::Unsupported(
+                "DoRA adapters (use_dora) are not supported".into(),
+            ));
         }
         if let Some(b) = v.get("bias").and_then(Value::as_str)
             && b != "none"
@@ -161,32 +163,37 @@ impl AdapterConfig {
             )));
         }
         if v.get("fan_in_fan_out").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::Unsupported("fan_in_fan_out adapters are not supported".into()));
+            return Err(Error::Unsupported(
+                "fan_in_fan_out adapters are not supported".into(),
+            ));
         }
         let r = v.get("r").and_then(Value::as_u64).unwrap_or(8) as usize;
         let alpha = v.get("lora_alpha").and_then(Value::as_f64).unwrap_or(8.0) as f32;
         let mut rank_pattern = Vec::new();
         if let Some(m) = v.get("rank_pattern").and_then(Value::as_object) {
             for (k, r) in m {
-                let r = r
-                    .as_u64()
-                    .ok_or_else(|| Error::BadAdapter(format!("rank_pattern[{k}] is not a number")))?;
+                let r = r.as_u64().ok_or_else(|| {
+                    Error::BadAdapter(format!("rank_pattern[{k}] is not a number"))
+                })?;
                 rank_pattern.push((pattern(k)?, k.clone(), r as usize));
             }
         }
         let mut alpha_pattern = Vec::new();
         if let Some(m) = v.get("alpha_pattern").and_then(Value::as_object) {
             for (k, a) in m {
-                let a = a
-                    .as_f64()
-                    .ok_or_else(|| Error::BadAdapter(format!("alpha_pattern[{k}] is not a number")))?;
+                let a = a.as_f64().ok_or_else(|| {
+                    Error::BadAdapter(format!("alpha_pattern[{k}] is not a number"))
+                })?;
                 alpha_pattern.push((pattern(k)?, k.clone(), a as f32));
             }
         }
         Ok(AdapterConfig {
             r,
             alpha,
-            use_rslora: v.get("use_rslora").and_then(Value::as_bool).unwrap_or(false),
+            use_rslora: v
+                .get("use_rslora")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             rank_pattern,
             alpha_pattern,
             base_model: v
@@ -202,13 +209,17 @@ impl AdapterConfig {
         let pick = |exact: Option<usize>, first: Option<usize>| exact.or(first);
         let r = pick(
             self.rank_pattern.iter().position(|(_, k, _)| k == module),
-            self.rank_pattern.iter().position(|(re, _, _)| re.is_match(module)),
+            self.rank_pattern
+                .iter()
+                .position(|(re, _, _)| re.is_match(module)),
         )
         .map(|i| self.rank_pattern[i].2)
         .unwrap_or(self.r);
         let a = pick(
             self.alpha_pattern.iter().position(|(_, k, _)| k == module),
-            self.alpha_pattern.iter().position(|(re, _, _)| re.is_match(module)),
+            self.alpha_pattern
+                .iter()
+                .position(|(re, _, _)| re.is_match(module)),
         )
         .map(|i| self.alpha_pattern[i].2)
         .unwrap_or(self.alpha);
@@ -424,7 +435,9 @@ mod tests {
             (r#"{"peft_type":"IA3"}"#, "IA3"),
             (r#"{"rank_pattern":{"(":4}}"#, "not a valid pattern"),
         ] {
-            let e = AdapterConfig::parse(cfg).unwrap_err().to_string();
+            let e = AdapterConfig::parse(cfg)
+                .expect_err("must be refused")
+                .to_string();
             assert!(e.contains(want), "{cfg}: {e}");
         }
     }

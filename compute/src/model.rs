@@ -216,11 +216,13 @@ impl Model {
                 )));
             }
             positions.extend(s.start..s.start + s.tokens.len());
-            let same = segments.last().is_some_and(|g| match (&g.adapter, &s.adapter) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            });
+            let same = segments
+                .last()
+                .is_some_and(|g| match (&g.adapter, &s.adapter) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                });
             match segments.last_mut() {
                 Some(g) if same => g.len += s.tokens.len(),
                 _ => segments.push(Segment {
@@ -260,7 +262,12 @@ impl Model {
         let mut o = vec![0f32; total * h];
         let mut g = vec![0f32; total * im];
         let mut u = vec![0f32; total * im];
-        let project = |proj: Proj, layer: usize, w: &[f32], bias: Option<&Vec<f32>>, x: &[f32], out: &mut [f32]| {
+        let project = |proj: Proj,
+                       layer: usize,
+                       w: &[f32],
+                       bias: Option<&Vec<f32>>,
+                       x: &[f32],
+                       out: &mut [f32]| {
             let (inp, outd) = proj.dims(cfg);
             matmul_t(x, total, inp, w, outd, out, false);
             if let Some(b) = bias {
@@ -285,7 +292,13 @@ impl Model {
             let mut r = 0;
             for s in seqs {
                 for t in 0..s.tokens.len() {
-                    kv.write(li, s.blocks, s.start + t, &k[(r + t) * kvd..(r + t + 1) * kvd], &v[(r + t) * kvd..(r + t + 1) * kvd]);
+                    kv.write(
+                        li,
+                        s.blocks,
+                        s.start + t,
+                        &k[(r + t) * kvd..(r + t + 1) * kvd],
+                        &v[(r + t) * kvd..(r + t + 1) * kvd],
+                    );
                 }
                 r += s.tokens.len();
             }
@@ -305,16 +318,18 @@ impl Model {
             project(Proj::Gate, li, &l.gate, None, &n, &mut g);
             project(Proj::Up, li, &l.up, None, &n, &mut u);
             let act = cfg.activation;
-            g.par_chunks_mut(im).zip(u.par_chunks(im)).for_each(|(gr, ur)| {
-                for (a, b) in gr.iter_mut().zip(ur) {
-                    let y = match act {
-                        Activation::Silu => silu(*a),
-                        Activation::GeluTanh => gelu_tanh(*a),
-                        Activation::Gelu => gelu(*a),
-                    };
-                    *a = y * b;
-                }
-            });
+            g.par_chunks_mut(im)
+                .zip(u.par_chunks(im))
+                .for_each(|(gr, ur)| {
+                    for (a, b) in gr.iter_mut().zip(ur) {
+                        let y = match act {
+                            Activation::Silu => silu(*a),
+                            Activation::GeluTanh => gelu_tanh(*a),
+                            Activation::Gelu => gelu(*a),
+                        };
+                        *a = y * b;
+                    }
+                });
             project(Proj::Down, li, &l.down, None, &g, &mut o);
             if let Some(pn) = &l.post_ff_norm {
                 rms_norm(&mut o, h, pn, eps, off);
@@ -349,7 +364,14 @@ impl Model {
     }
 
     /// Causal attention of every new token over its sequence's cached positions.
-    fn attention(&self, layer: usize, seqs: &[SeqInput<'_>], q: &[f32], kv: &KvCache, out: &mut [f32]) {
+    fn attention(
+        &self,
+        layer: usize,
+        seqs: &[SeqInput<'_>],
+        q: &[f32],
+        kv: &KvCache,
+        out: &mut [f32],
+    ) {
         let cfg = &self.cfg;
         let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         let group = nh / nkv;
@@ -368,37 +390,39 @@ impl Model {
         for (si, s) in seqs.iter().enumerate() {
             owner.extend((0..s.tokens.len()).map(|t| (si, s.start + t)));
         }
-        out.par_chunks_mut(nh * hd).enumerate().for_each(|(r, orow)| {
-            let (si, pos) = owner[r];
-            let blocks = seqs[si].blocks;
-            let lo = window.map(|w| (pos + 1).saturating_sub(w)).unwrap_or(0);
-            let mut scores = vec![0f32; pos + 1 - lo];
-            for head in 0..nh {
-                let kvh = head / group;
-                let qv = &q[r * nh * hd + head * hd..r * nh * hd + (head + 1) * hd];
-                let mut max = f32::NEG_INFINITY;
-                for (j, sc) in (lo..=pos).zip(scores.iter_mut()) {
-                    let kr = &kv.key(layer, blocks, j)[kvh * hd..(kvh + 1) * hd];
-                    let mut s = qv.iter().zip(kr).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    if let Some(c) = softcap {
-                        s = (s / c).tanh() * c;
+        out.par_chunks_mut(nh * hd)
+            .enumerate()
+            .for_each(|(r, orow)| {
+                let (si, pos) = owner[r];
+                let blocks = seqs[si].blocks;
+                let lo = window.map(|w| (pos + 1).saturating_sub(w)).unwrap_or(0);
+                let mut scores = vec![0f32; pos + 1 - lo];
+                for head in 0..nh {
+                    let kvh = head / group;
+                    let qv = &q[r * nh * hd + head * hd..r * nh * hd + (head + 1) * hd];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, sc) in (lo..=pos).zip(scores.iter_mut()) {
+                        let kr = &kv.key(layer, blocks, j)[kvh * hd..(kvh + 1) * hd];
+                        let mut s = qv.iter().zip(kr).map(|(a, b)| a * b).sum::<f32>() * scale;
+                        if let Some(c) = softcap {
+                            s = (s / c).tanh() * c;
+                        }
+                        *sc = s;
+                        max = max.max(s);
                     }
-                    *sc = s;
-                    max = max.max(s);
+                    let mut sum = 0f32;
+                    for sc in scores.iter_mut() {
+                        *sc = (*sc - max).exp();
+                        sum += *sc;
+                    }
+                    let ov = &mut orow[head * hd..(head + 1) * hd];
+                    ov.iter_mut().for_each(|x| *x = 0.0);
+                    for (j, sc) in (lo..=pos).zip(scores.iter()) {
+                        let w = sc / sum;
+                        let vr = &kv.value(layer, blocks, j)[kvh * hd..(kvh + 1) * hd];
+                        ov.iter_mut().zip(vr).for_each(|(o, v)| *o += w * v);
+                    }
                 }
-                let mut sum = 0f32;
-                for sc in scores.iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc;
-                }
-                let ov = &mut orow[head * hd..(head + 1) * hd];
-                ov.iter_mut().for_each(|x| *x = 0.0);
-                for (j, sc) in (lo..=pos).zip(scores.iter()) {
-                    let w = sc / sum;
-                    let vr = &kv.value(layer, blocks, j)[kvh * hd..(kvh + 1) * hd];
-                    ov.iter_mut().zip(vr).for_each(|(o, v)| *o += w * v);
-                }
-            }
-        });
+            });
     }
 }

@@ -79,13 +79,24 @@ impl Sampler {
                         logits[*b as usize].total_cmp(&logits[*a as usize])
                     });
                     idx.truncate(k);
-                    idx.sort_by(|a, b| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b)));
-                    top = idx.into_iter().map(|i| (i, logits[i as usize] - lse)).collect();
+                    idx.sort_by(|a, b| {
+                        logits[*b as usize]
+                            .total_cmp(&logits[*a as usize])
+                            .then(a.cmp(b))
+                    });
+                    top = idx
+                        .into_iter()
+                        .map(|i| (i, logits[i as usize] - lse))
+                        .collect();
                 }
                 (logits[token as usize] - lse, top)
             }
         };
-        Pick { token, logprob, top }
+        Pick {
+            token,
+            logprob,
+            top,
+        }
     }
 
     fn sample(&mut self, logits: &[f32], p: &SamplingParams) -> u32 {
@@ -159,7 +170,10 @@ mod tests {
         let p = Sampler::new(None).pick(&logits, &greedy);
         assert_eq!(p.token, 1, "ties go to the lower id");
         assert_eq!(p.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 3]);
-        let total: f32 = logits.iter().map(|l| (l - log_sum_exp(&logits)).exp()).sum();
+        let total: f32 = logits
+            .iter()
+            .map(|l| (l - log_sum_exp(&logits)).exp())
+            .sum();
         assert!((total - 1.0).abs() < 1e-5);
         let hot = SamplingParams {
             temperature: 1.0,
@@ -176,7 +190,10 @@ mod tests {
             (0..20).map(|_| s.pick(&logits, &hot).token).collect()
         };
         assert_eq!(a, b, "a seed fixes the tokens");
-        assert!(a.iter().all(|t| *t == 1 || *t == 3), "top_k keeps the two best");
+        assert!(
+            a.iter().all(|t| *t == 1 || *t == 3),
+            "top_k keeps the two best"
+        );
         let nucleus = SamplingParams {
             temperature: 1.0,
             top_p: 0.1,

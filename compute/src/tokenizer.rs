@@ -174,9 +174,14 @@ impl Detokenizer {
     /// Add one token; returns the text it completes (possibly empty).
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
         self.ids.push(id);
-        let before = tok.decode(&self.ids[self.prefix..self.read]).unwrap_or_default();
+        let before = tok
+            .decode(&self.ids[self.prefix..self.read])
+            .unwrap_or_default();
         let now = tok.decode(&self.ids[self.prefix..]).unwrap_or_default();
-        if now.len() > before.len() && !now.ends_with('\u{FFFD}') && now.is_char_boundary(before.len()) {
+        if now.len() > before.len()
+            && !now.ends_with('\u{FFFD}')
+            && now.is_char_boundary(before.len())
+        {
             let piece = now[before.len()..].to_string();
             self.prefix = self.read;
             self.read = self.ids.len();

@@ -82,7 +82,9 @@ impl Tensors {
             names.dedup();
             for n in &names {
                 if n.contains('/') || n.contains("..") {
-                    return Err(Error::BadModel(format!("weight_map names a bad file {n:?}")));
+                    return Err(Error::BadModel(format!(
+                        "weight_map names a bad file {n:?}"
+                    )));
                 }
             }
             names.iter().map(|n| dir.join(n)).collect()
@@ -181,7 +183,11 @@ impl Tensors {
                 .chunks_exact(4)
                 .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
                 .collect(),
-            other => return Err(Error::BadModel(format!("tensor {name} is {other:?}, not integers"))),
+            other => {
+                return Err(Error::BadModel(format!(
+                    "tensor {name} is {other:?}, not integers"
+                )));
+            }
         };
         Ok((v, info.shape.clone()))
     }
@@ -197,9 +203,8 @@ impl Tensors {
         let (a, b) = info.data_offsets;
         let bytes = &shard.buffer.bytes()[shard.data_start + a..shard.data_start + b];
         let n: usize = info.shape.iter().product();
-        let v = to_f32(bytes, info.dtype, n).map_err(|why| {
-            Error::BadModel(format!("tensor {name} in {}: {why}", shard.name))
-        })?;
+        let v = to_f32(bytes, info.dtype, n)
+            .map_err(|why| Error::BadModel(format!("tensor {name} in {}: {why}", shard.name)))?;
         Ok((v, info.shape.clone()))
     }
 }
@@ -209,7 +214,11 @@ fn to_f32(bytes: &[u8], dtype: Dtype, n: usize) -> std::result::Result<Vec<f32>,
     let width = match dtype {
         Dtype::F32 => 4,
         Dtype::BF16 | Dtype::F16 => 2,
-        other => return Err(format!("dtype {other:?} is not supported (f32, bf16, f16 are)")),
+        other => {
+            return Err(format!(
+                "dtype {other:?} is not supported (f32, bf16, f16 are)"
+            ));
+        }
     };
     if bytes.len() != n * width {
         return Err(format!(
@@ -286,12 +295,17 @@ mod tests {
         let bytes = write_f32(&[("w".into(), vec![2, 3], &a)]).expect("write");
         let t = Tensors::from_bytes("t", Arc::new(bytes.clone())).expect("parse");
         assert_eq!(t.get("w", &[2, 3]).expect("get"), a.to_vec());
-        let e = t.get("w", &[3, 2]).unwrap_err();
+        let e = t.get("w", &[3, 2]).expect_err("must be refused");
         assert!(e.to_string().contains("expected [3, 2]"), "{e}");
-        assert!(t.get("nope", &[1]).unwrap_err().to_string().contains("missing"));
+        assert!(
+            t.get("nope", &[1])
+                .expect_err("must be refused")
+                .to_string()
+                .contains("missing")
+        );
         // Truncated file.
         let cut = bytes[..bytes.len() - 4].to_vec();
-        let e = Tensors::from_bytes("cut", Arc::new(cut)).unwrap_err();
+        let e = Tensors::from_bytes("cut", Arc::new(cut)).expect_err("must be refused");
         assert!(e.to_string().contains("not a valid safetensors"), "{e}");
         // Header offsets beyond the data.
         let mut bad = bytes.clone();

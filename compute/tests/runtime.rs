@@ -50,7 +50,9 @@ fn greedy(prompt: Vec<u32>, adapter: Option<AdapterKey>, n: usize) -> GenerateRe
     }
 }
 
-async fn collect(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> (Vec<u32>, String, FinishReason) {
+async fn collect(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+) -> (Vec<u32>, String, FinishReason) {
     let mut ids = Vec::new();
     let mut text = String::new();
     while let Some(e) = rx.recv().await {
@@ -92,7 +94,12 @@ async fn dev_model_chats_and_batches_do_not_change_tokens() {
     assert!(text.ends_with("<|im_start|>assistant\n"), "{text}");
     let prompt = engine.tokenizer.encode(&text, false).expect("encode");
     assert!(prompt.len() > 3);
-    let (ids, _text, reason) = collect(engine.submit(greedy(prompt.clone(), None, 6)).expect("submit")).await;
+    let (ids, _text, reason) = collect(
+        engine
+            .submit(greedy(prompt.clone(), None, 6))
+            .expect("submit"),
+    )
+    .await;
     assert_eq!(ids.len(), 6);
     assert_eq!(reason, FinishReason::Length);
 
@@ -115,13 +122,19 @@ async fn dev_model_chats_and_batches_do_not_change_tokens() {
         .collect();
     let mut alone = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
-        let rx = engine.submit(greedy(p.clone(), Some(keys[i % 8].clone()), 12)).expect("submit");
+        let rx = engine
+            .submit(greedy(p.clone(), Some(keys[i % 8].clone()), 12))
+            .expect("submit");
         alone.push(collect(rx).await.0);
     }
     let rxs: Vec<_> = prompts
         .iter()
         .enumerate()
-        .map(|(i, p)| engine.submit(greedy(p.clone(), Some(keys[i % 8].clone()), 12)).expect("submit"))
+        .map(|(i, p)| {
+            engine
+                .submit(greedy(p.clone(), Some(keys[i % 8].clone()), 12))
+                .expect("submit")
+        })
         .collect();
     let mut together = Vec::new();
     for rx in rxs {
@@ -131,29 +144,54 @@ async fn dev_model_chats_and_batches_do_not_change_tokens() {
         assert_eq!(alone[i], together[i], "request {i} changed when batched");
     }
     // The adapters change the output (else the comparison above proves nothing).
-    let base: Vec<u32> = collect(engine.submit(greedy(prompts[0].clone(), None, 12)).expect("submit")).await.0;
+    let base: Vec<u32> = collect(
+        engine
+            .submit(greedy(prompts[0].clone(), None, 12))
+            .expect("submit"),
+    )
+    .await
+    .0;
     assert_ne!(base, alone[0], "adapter a0 made no difference");
 
     // A zero adapter gives the base model's tokens exactly.
-    let zero = add(&source, synthetic_adapter(&cfg, 16, &Proj::ALL, 7, true).expect("zero"), "zero");
-    let z = collect(engine.submit(greedy(prompts[0].clone(), Some(zero.clone()), 12)).expect("submit")).await.0;
+    let zero = add(
+        &source,
+        synthetic_adapter(&cfg, 16, &Proj::ALL, 7, true).expect("zero"),
+        "zero",
+    );
+    let z = collect(
+        engine
+            .submit(greedy(prompts[0].clone(), Some(zero.clone()), 12))
+            .expect("submit"),
+    )
+    .await
+    .0;
     assert_eq!(z, base);
 
     let stats = engine.adapter_stats(&keys[0].hash);
     assert_eq!(stats.requests, 4, "requests 0 and 8, alone and together");
     assert_eq!(stats.tier, Tier::Device);
-    assert!(stats.loads >= 1 && stats.completion_tokens == 48, "{stats:?}");
+    assert!(
+        stats.loads >= 1 && stats.completion_tokens == 48,
+        "{stats:?}"
+    );
 
     // Unloading frees host and device memory.
     let before = engine.stats().expect("stats");
-    assert!(before.device_adapters >= 9 && before.host_adapters >= 9, "{before:?}");
+    assert!(
+        before.device_adapters >= 9 && before.host_adapters >= 9,
+        "{before:?}"
+    );
     engine.evict(zero.hash);
     let after = engine.stats().expect("stats");
     assert_eq!(after.device_adapters, before.device_adapters - 1);
     assert_eq!(after.host_adapters, before.host_adapters - 1);
     assert!(after.host_adapter_bytes < before.host_adapter_bytes);
     assert_eq!(engine.adapter_stats(&zero.hash).tier, Tier::Cold);
-    assert_eq!(after.kv_blocks_free, after.kv_blocks_total, "finished requests hold no blocks");
+    assert_eq!(
+        after.kv_blocks_free, after.kv_blocks_total,
+        "finished requests hold no blocks"
+    );
     engine.shutdown();
 }
 
@@ -172,15 +210,24 @@ async fn limits_disconnects_and_bad_adapters() {
     let cfg = engine.model_config.clone();
     let p = vec![5u32; 10];
     // Context and max_tokens limits.
-    let e = engine.submit(greedy(vec![5; 2040], None, 100)).unwrap_err();
-    assert!(e.to_string().contains("maximum context length is 2048"), "{e}");
-    let e = engine.submit(greedy(p.clone(), None, 100_000)).unwrap_err();
+    let e = engine
+        .submit(greedy(vec![5; 2040], None, 100))
+        .expect_err("must be refused");
+    assert!(
+        e.to_string().contains("maximum context length is 2048"),
+        "{e}"
+    );
+    let e = engine
+        .submit(greedy(p.clone(), None, 100_000))
+        .expect_err("must be refused");
     assert!(e.to_string().contains("over this node's limit"), "{e}");
     assert!(engine.submit(greedy(vec![], None, 1)).is_err());
     assert!(engine.submit(greedy(vec![u32::MAX], None, 1)).is_err());
 
     // A client that goes away frees its blocks; others keep being served.
-    let gone = engine.submit(greedy(p.clone(), None, 2000)).expect("submit");
+    let gone = engine
+        .submit(greedy(p.clone(), None, 2000))
+        .expect("submit");
     let mut first = gone;
     let _ = first.recv().await;
     drop(first);
@@ -193,18 +240,44 @@ async fn limits_disconnects_and_bad_adapters() {
     let other = Model::from_tensors(
         {
             let d = dir.path().join("other");
-            write_llama(&d, Shape { vocab: cfg.vocab_size, hidden: 128, intermediate: 256, layers: 2, heads: 4, kv_heads: 4, max_positions: 64 }, 1, None).expect("write");
-            commons_compute::config::ModelConfig::parse(&std::fs::read_to_string(d.join("config.json")).expect("read")).expect("cfg")
+            write_llama(
+                &d,
+                Shape {
+                    vocab: cfg.vocab_size,
+                    hidden: 128,
+                    intermediate: 256,
+                    layers: 2,
+                    heads: 4,
+                    kv_heads: 4,
+                    max_positions: 64,
+                },
+                1,
+                None,
+            )
+            .expect("write");
+            commons_compute::config::ModelConfig::parse(
+                &std::fs::read_to_string(d.join("config.json")).expect("read"),
+            )
+            .expect("cfg")
         },
         &commons_compute::weights::Tensors::open_dir(&dir.path().join("other")).expect("open"),
     )
     .expect("other model");
     let wrong_base = synthetic_adapter(&other.cfg, 8, &Proj::ALL, 1, false).expect("adapter");
-    let e = engine.validate_adapter(&wrong_base).unwrap_err().to_string();
+    let e = engine
+        .validate_adapter(&wrong_base)
+        .expect_err("must be refused")
+        .to_string();
     assert!(e.contains("another base model"), "{e}");
     let mut lm_head = synthetic_adapter(&cfg, 8, &[Proj::Q], 1, false).expect("adapter");
-    lm_head.config = lm_head.config.replace("\"bias\": \"none\"", "\"bias\": \"none\", \"modules_to_save\": [\"lm_head\"]");
-    let e = engine.validate_adapter(&lm_head).unwrap_err().to_string();
+    lm_head.config = lm_head.config.replace(
+        "\"bias\": \"none\"",
+        "\"bias\": \"none\", \"modules_to_save\": [\"lm_head\"]",
+    );
+    let e = engine
+        .validate_adapter(&lm_head)
+        .expect_err("must be refused")
+        .to_string();
     assert!(e.contains("modules_to_save"), "{e}");
     let garbage = AdapterFiles {
         config: "{}".into(),
@@ -216,7 +289,9 @@ async fn limits_disconnects_and_bad_adapters() {
         name: "missing".into(),
         hash: [9; 32],
     };
-    let mut rx = engine.submit(greedy(p.clone(), Some(missing), 4)).expect("submit");
+    let mut rx = engine
+        .submit(greedy(p.clone(), Some(missing), 4))
+        .expect("submit");
     match rx.recv().await {
         Some(Event::Error(e)) => assert!(e.contains("could not be loaded"), "{e}"),
         other => panic!("expected an error, got {other:?}"),

@@ -165,12 +165,15 @@ mod tests {
         // Schema 2's tables exist after the upgrade and take writes.
         assert!(snap.adapters().expect("adapters").is_empty());
         store
-            .put_api_key([3; 32], commons_storage::serving::ApiKeyRecord {
-                name: "k".into(),
-                prefix: "ck".into(),
-                admin: false,
-                created_at: 0,
-            })
+            .put_api_key(
+                [3; 32],
+                commons_storage::serving::ApiKeyRecord {
+                    name: "k".into(),
+                    prefix: "ck".into(),
+                    admin: false,
+                    created_at: 0,
+                },
+            )
             .expect("write to a v2 table");
     }
 }

@@ -21,7 +21,8 @@ const MAX_ADAPTER_BYTES: u64 = 1 << 30;
 
 fn valid_name(n: &str) -> bool {
     (1..=64).contains(&n.len())
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
         && !n.starts_with('/')
 }
 
@@ -52,7 +53,9 @@ pub(super) async fn register(
     }
     let s = serving(node)?;
     if name == s.base_id {
-        return Err(ApiError::bad_request("an adapter cannot take the base model's name"));
+        return Err(ApiError::bad_request(
+            "an adapter cannot take the base model's name",
+        ));
     }
     let n = node.clone();
     let (name, by) = (name.to_string(), by.to_string());
@@ -77,21 +80,29 @@ pub(super) async fn add(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiErro
         .size_limit(multer::SizeLimit::new().whole_stream(MAX_ADAPTER_BYTES));
     let mut mp = multer::Multipart::with_constraints(req.take_body(), boundary, constraints);
     let (mut name, mut config, mut weights, mut replace) = (None, None, None, false);
-    while let Some(field) = mp.next_field().await.map_err(super::datanets::multipart_error)? {
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(super::datanets::multipart_error)?
+    {
         let key = field
             .name()
             .map(str::to_string)
             .or_else(|| field.file_name().map(str::to_string))
             .unwrap_or_default();
         let file = field.file_name().map(str::to_string).unwrap_or_default();
-        let bytes = field.bytes().await.map_err(super::datanets::multipart_error)?;
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(super::datanets::multipart_error)?;
         match (key.as_str(), file.as_str()) {
             ("name", _) => name = Some(String::from_utf8_lossy(&bytes).trim().to_string()),
             ("replace", _) => replace = matches!(&bytes[..], b"true" | b"1"),
             ("adapter_config.json" | "config", _) | (_, "adapter_config.json") => {
-                config = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                    ApiError::bad_request("adapter_config.json is not UTF-8 text")
-                })?)
+                config =
+                    Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        ApiError::bad_request("adapter_config.json is not UTF-8 text")
+                    })?)
             }
             ("adapter_model.safetensors" | "weights", _) | (_, "adapter_model.safetensors") => {
                 weights = Some(bytes.to_vec())
@@ -101,7 +112,11 @@ pub(super) async fn add(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiErro
                     "only adapter_model.safetensors is accepted (pickled .bin/.pt weights are not loaded)",
                 ));
             }
-            (k, _) => return Err(ApiError::bad_request(format!("unexpected part {k:?}: {SHAPE}"))),
+            (k, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected part {k:?}: {SHAPE}"
+                )));
+            }
         }
     }
     let (Some(name), Some(config), Some(weights)) = (name, config, weights) else {
@@ -138,7 +153,10 @@ pub(super) async fn stats(node: &Arc<Node>, id: &str, _req: &Req) -> Result<Resp
     let s = serving(node)?;
     let a = find(node, id).await?;
     let st = s.engine.adapter_stats(&a.hash);
-    Ok(reply(StatusCode::OK, &json!({"id": a.id(), "name": a.name, "stats": st})))
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"id": a.id(), "name": a.name, "stats": st}),
+    ))
 }
 
 pub(super) async fn remove(node: &Arc<Node>, id: &str, req: &Req) -> Result<Resp, ApiError> {
@@ -155,12 +173,20 @@ pub(super) async fn remove(node: &Arc<Node>, id: &str, req: &Req) -> Result<Resp
     let name = a.name.clone();
     let s = serving(node)?;
     let rec = blocking(move || Ok(s.remove(&n.store, &name)?)).await?;
-    Ok(reply(StatusCode::OK, &json!({"removed": rec.name, "id": rec.id()})))
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"removed": rec.name, "id": rec.id()}),
+    ))
 }
 
 /// `POST /api/v1/adapters/{id}/load` (warm into memory) and `/unload` (free its memory; it
 /// stays registered and loads again on its next request).
-pub(super) async fn residency(node: &Arc<Node>, id: &str, load: bool, req: &Req) -> Result<Resp, ApiError> {
+pub(super) async fn residency(
+    node: &Arc<Node>,
+    id: &str,
+    load: bool,
+    req: &Req,
+) -> Result<Resp, ApiError> {
     caller(node, req).await?;
     let s = serving(node)?;
     let a = find(node, id).await?;
@@ -220,7 +246,9 @@ pub(super) async fn create_key(node: &Arc<Node>, req: &mut Req) -> Result<Resp, 
     require_admin(node, req)?;
     let k: NewKey = req.json().await?;
     if !valid_name(&k.name) {
-        return Err(ApiError::bad_request("name must be 1-64 letters, digits or - _ . : /"));
+        return Err(ApiError::bad_request(
+            "name must be 1-64 letters, digits or - _ . : /",
+        ));
     }
     let secret = format!("ck-{}", hex::encode(rand::random::<[u8; 24]>()));
     let hash = *blake3::hash(secret.as_bytes()).as_bytes();

@@ -79,7 +79,10 @@ pub(super) fn serving(node: &Node) -> Result<Arc<Serving>, ApiError> {
             "model_loading",
             "the base model is still loading; try again in a moment".into(),
         )),
-        SlotState::Failed(e) => Err(unavailable("model_failed", format!("the base model failed to load: {e}"))),
+        SlotState::Failed(e) => Err(unavailable(
+            "model_failed",
+            format!("the base model failed to load: {e}"),
+        )),
     }
 }
 
@@ -94,31 +97,39 @@ pub(super) fn compute_error(e: commons_compute::Error) -> ApiError {
             "engine_stopped",
             "the inference engine has stopped",
         ),
-        e @ (E::BadAdapter(_) | E::Unsupported(_)) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_adapter", e.to_string())
-        }
+        e @ (E::BadAdapter(_) | E::Unsupported(_)) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_adapter",
+            e.to_string(),
+        ),
         e => ApiError::internal(e.to_string()),
     }
 }
 
 /// The adapter `model` names (None for the base model).
-async fn resolve(node: &Arc<Node>, s: &Serving, model: &str) -> Result<Option<AdapterKey>, ApiError> {
+async fn resolve(
+    node: &Arc<Node>,
+    s: &Serving,
+    model: &str,
+) -> Result<Option<AdapterKey>, ApiError> {
     if model == s.base_id || model == "base" {
         return Ok(None);
     }
     let n = node.clone();
     let m = model.to_string();
-    let rec = blocking(move || Ok(n.store.snapshot()?.adapter(&m)?)).await.map_err(|e| {
-        if e.status == StatusCode::NOT_FOUND {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "model_not_found",
-                format!("the model `{model}` does not exist (GET /v1/models lists them)"),
-            )
-        } else {
-            e
-        }
-    })?;
+    let rec = blocking(move || Ok(n.store.snapshot()?.adapter(&m)?))
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::NOT_FOUND {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "model_not_found",
+                    format!("the model `{model}` does not exist (GET /v1/models lists them)"),
+                )
+            } else {
+                e
+            }
+        })?;
     Ok(Some(AdapterKey {
         name: rec.name,
         hash: rec.hash,
@@ -141,7 +152,10 @@ pub(super) async fn models(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
             "root": a.id(), "parent": s.base_id,
         }));
     }
-    Ok(reply(StatusCode::OK, &json!({"object": "list", "data": data})))
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,13 +261,16 @@ fn sampling(c: &Common, top_logprobs: Option<usize>) -> Result<SamplingParams, A
     if c.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad_request("only n = 1 is supported"));
     }
-    if c.presence_penalty.is_some_and(|p| p != 0.0) || c.frequency_penalty.is_some_and(|p| p != 0.0) {
+    if c.presence_penalty.is_some_and(|p| p != 0.0) || c.frequency_penalty.is_some_and(|p| p != 0.0)
+    {
         return Err(ApiError::bad_request(
             "presence_penalty and frequency_penalty are not supported (leave them at 0)",
         ));
     }
     if top_logprobs.is_some_and(|k| k > 20) {
-        return Err(ApiError::bad_request("top_logprobs must be between 0 and 20"));
+        return Err(ApiError::bad_request(
+            "top_logprobs must be between 0 and 20",
+        ));
     }
     Ok(SamplingParams {
         temperature,
@@ -271,19 +288,28 @@ fn stops(c: &Common) -> Result<Vec<String>, ApiError> {
         Some(Stop::Many(v)) => v.clone(),
     };
     if v.len() > 4 || v.iter().any(String::is_empty) {
-        return Err(ApiError::bad_request("stop takes up to 4 non-empty strings"));
+        return Err(ApiError::bad_request(
+            "stop takes up to 4 non-empty strings",
+        ));
     }
     Ok(v)
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
 fn max_tokens(c: &Common, s: &Serving, prompt: usize, default_cap: usize) -> usize {
     c.max_completion_tokens.or(c.max_tokens).unwrap_or_else(|| {
-        let room = s.engine.model_config.max_position_embeddings.saturating_sub(prompt);
-        room.min(s.engine.config().max_new_tokens).min(default_cap).max(1)
+        let room = s
+            .engine
+            .model_config
+            .max_position_embeddings
+            .saturating_sub(prompt);
+        room.min(s.engine.config().max_new_tokens)
+            .min(default_cap)
+            .max(1)
     })
 }
 
@@ -314,7 +340,10 @@ pub(super) async fn chat(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiErr
     }
     let mut msgs = Vec::with_capacity(body.messages.len());
     for (i, m) in body.messages.iter().enumerate() {
-        if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "tool" | "developer") {
+        if !matches!(
+            m.role.as_str(),
+            "system" | "user" | "assistant" | "tool" | "developer"
+        ) {
             return Err(ApiError::bad_request(format!(
                 "messages[{i}].role must be system, user, assistant or tool, not {:?}",
                 m.role
@@ -326,7 +355,10 @@ pub(super) async fn chat(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiErr
             Some(Content::Parts(parts)) => {
                 let mut t = String::new();
                 for p in parts {
-                    match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                    match (
+                        p.get("type").and_then(Value::as_str),
+                        p.get("text").and_then(Value::as_str),
+                    ) {
                         (Some("text"), Some(x)) => t.push_str(x),
                         _ => {
                             return Err(ApiError::bad_request(format!(
@@ -338,14 +370,22 @@ pub(super) async fn chat(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiErr
                 t
             }
         };
-        let role = if m.role == "developer" { "system".into() } else { m.role.clone() };
+        let role = if m.role == "developer" {
+            "system".into()
+        } else {
+            m.role.clone()
+        };
         msgs.push(ChatMessage { role, content });
     }
     let adapter = resolve(node, &s, &body.common.model).await?;
     let tok = s.engine.tokenizer.clone();
     let text = tok.render_chat(&msgs).map_err(compute_error)?;
     let prompt = tok.encode(&text, false).map_err(compute_error)?;
-    let top = if body.logprobs { Some(body.top_logprobs.unwrap_or(0)) } else { None };
+    let top = if body.logprobs {
+        Some(body.top_logprobs.unwrap_or(0))
+    } else {
+        None
+    };
     let params = sampling(&body.common, top)?;
     let request = GenerateRequest {
         adapter,
@@ -362,11 +402,19 @@ pub(super) async fn chat(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiErr
         created: commons_storage::now_ms() / 1000,
         chat: true,
         logprobs: body.logprobs,
-        include_usage: body.common.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        include_usage: body
+            .common
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage),
         rx,
         engine: tok,
     };
-    if body.common.stream { Ok(stream(job)) } else { whole(job).await }
+    if body.common.stream {
+        Ok(stream(job))
+    } else {
+        whole(job).await
+    }
 }
 
 pub(super) async fn completions(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiError> {
@@ -403,14 +451,27 @@ pub(super) async fn completions(node: &Arc<Node>, req: &mut Req) -> Result<Resp,
         created: commons_storage::now_ms() / 1000,
         chat: false,
         logprobs: body.logprobs.is_some(),
-        include_usage: body.common.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        include_usage: body
+            .common
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage),
         rx,
         engine: tok,
     };
-    if body.common.stream { Ok(stream(job)) } else { whole(job).await }
+    if body.common.stream {
+        Ok(stream(job))
+    } else {
+        whole(job).await
+    }
 }
 
-fn lp_entry(tok: &commons_compute::tokenizer::Tokenizer, id: u32, lp: f32, top: &[(u32, f32)]) -> Value {
+fn lp_entry(
+    tok: &commons_compute::tokenizer::Tokenizer,
+    id: u32,
+    lp: f32,
+    top: &[(u32, f32)],
+) -> Value {
     let t = tok.token_string(id);
     json!({
         "token": t, "logprob": lp, "bytes": t.as_bytes(),
@@ -427,13 +488,22 @@ async fn whole(mut job: Job) -> Result<Resp, ApiError> {
     let mut lps = Vec::new();
     loop {
         match job.rx.recv().await {
-            Some(Event::Token { id, text: t, logprob, top }) => {
+            Some(Event::Token {
+                id,
+                text: t,
+                logprob,
+                top,
+            }) => {
                 text.push_str(&t);
                 if job.logprobs {
                     lps.push(lp_entry(&job.engine, id, logprob, &top));
                 }
             }
-            Some(Event::Done { reason, prompt_tokens, completion_tokens }) => {
+            Some(Event::Done {
+                reason,
+                prompt_tokens,
+                completion_tokens,
+            }) => {
                 let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens});
                 let body = if job.chat {
@@ -467,7 +537,10 @@ fn legacy_logprobs(entries: &[Value]) -> Value {
             let mut m = serde_json::Map::new();
             if let Some(a) = e["top_logprobs"].as_array() {
                 for t in a {
-                    m.insert(t["token"].as_str().unwrap_or_default().to_string(), t["logprob"].clone());
+                    m.insert(
+                        t["token"].as_str().unwrap_or_default().to_string(),
+                        t["logprob"].clone(),
+                    );
                 }
             }
             Value::Object(m)
@@ -490,29 +563,55 @@ fn stream(job: Job) -> Resp {
             } else {
                 json!({"index": 0, "text": delta.get("content").cloned().unwrap_or(json!("")), "logprobs": lp, "finish_reason": fin})
             };
-            let obj = if job.chat { "chat.completion.chunk" } else { "text_completion" };
+            let obj = if job.chat {
+                "chat.completion.chunk"
+            } else {
+                "text_completion"
+            };
             let v = json!({"id": job.id, "object": obj, "created": job.created, "model": job.model, "choices": [choice]});
             format!("data: {v}\n\n")
         };
         if phase == 0 && job.chat {
-            let c = chunk(&job, json!({"role": "assistant", "content": ""}), Value::Null, Value::Null);
+            let c = chunk(
+                &job,
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
+                Value::Null,
+            );
             return Some((Ok::<_, std::convert::Infallible>(c), (job, 1)));
         }
         match job.rx.recv().await {
-            Some(Event::Token { id, text, logprob, top }) => {
+            Some(Event::Token {
+                id,
+                text,
+                logprob,
+                top,
+            }) => {
                 let lp = if job.logprobs {
                     let e = lp_entry(&job.engine, id, logprob, &top);
-                    if job.chat { json!({"content": [e]}) } else { legacy_logprobs(&[e]) }
+                    if job.chat {
+                        json!({"content": [e]})
+                    } else {
+                        legacy_logprobs(&[e])
+                    }
                 } else {
                     Value::Null
                 };
                 let c = chunk(&job, json!({"content": text}), lp, Value::Null);
                 Some((Ok(c), (job, 1)))
             }
-            Some(Event::Done { reason, prompt_tokens, completion_tokens }) => {
+            Some(Event::Done {
+                reason,
+                prompt_tokens,
+                completion_tokens,
+            }) => {
                 let mut out = chunk(&job, json!({}), Value::Null, json!(finish(reason)));
                 if job.include_usage {
-                    let obj = if job.chat { "chat.completion.chunk" } else { "text_completion" };
+                    let obj = if job.chat {
+                        "chat.completion.chunk"
+                    } else {
+                        "text_completion"
+                    };
                     let v = json!({"id": job.id, "object": obj, "created": job.created, "model": job.model, "choices": [],
                         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                             "total_tokens": prompt_tokens + completion_tokens}});
@@ -529,8 +628,14 @@ fn stream(job: Job) -> Resp {
         }
     });
     let mut r = warp::reply::stream(s.map(|r| r.map(bytes::Bytes::from))).into_response();
-    r.headers_mut().insert("content-type", warp::http::HeaderValue::from_static("text/event-stream"));
-    r.headers_mut().insert("cache-control", warp::http::HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(
+        "content-type",
+        warp::http::HeaderValue::from_static("text/event-stream"),
+    );
+    r.headers_mut().insert(
+        "cache-control",
+        warp::http::HeaderValue::from_static("no-cache"),
+    );
     r
 }
 
@@ -547,17 +652,22 @@ struct LoadBody {
 pub(super) async fn load_lora(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiError> {
     let c = caller(node, req).await?;
     if !c.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "loading adapters needs an admin key"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "loading adapters needs an admin key",
+        ));
     }
     let s = serving(node)?;
     let body: LoadBody = parse_body(&req.body(1 << 20).await?)?;
     let rec = match &body.lora_path {
         Some(path) => {
             let path = std::path::PathBuf::from(path);
-            let files = tokio::task::spawn_blocking(move || crate::serving::read_adapter_dir(&path))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+            let files =
+                tokio::task::spawn_blocking(move || crate::serving::read_adapter_dir(&path))
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?
+                    .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
             super::adapters::register(node, files, &body.lora_name, &c.name, false).await?
         }
         None => {
@@ -567,7 +677,10 @@ pub(super) async fn load_lora(node: &Arc<Node>, req: &mut Req) -> Result<Resp, A
         }
     };
     s.engine.prefetch(rec.hash);
-    Ok(reply(StatusCode::OK, &json!({"status": "loaded", "lora_name": rec.name, "id": rec.id()})))
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"status": "loaded", "lora_name": rec.name, "id": rec.id()}),
+    ))
 }
 
 /// vLLM's `POST /v1/unload_lora_adapter {lora_name}`: stop serving the adapter and free its
@@ -575,15 +688,21 @@ pub(super) async fn load_lora(node: &Arc<Node>, req: &mut Req) -> Result<Resp, A
 pub(super) async fn unload_lora(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiError> {
     let c = caller(node, req).await?;
     if !c.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "unloading adapters needs an admin key"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "unloading adapters needs an admin key",
+        ));
     }
     let s = serving(node)?;
     let body: LoadBody = parse_body(&req.body(1 << 20).await?)?;
     let n = node.clone();
     let name = body.lora_name.clone();
     let s2 = s.clone();
-    let rec = blocking(move || Ok(s2.remove(&n.store, &name)?))
-    .await?;
+    let rec = blocking(move || Ok(s2.remove(&n.store, &name)?)).await?;
     let _ = s;
-    Ok(reply(StatusCode::OK, &json!({"status": "unloaded", "lora_name": rec.name})))
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"status": "unloaded", "lora_name": rec.name}),
+    ))
 }

@@ -81,7 +81,9 @@ impl Store {
             rec.created_at = ctx.now_ms;
             put_blob(ctx, &rec.config_blob, &config, "application/json")?;
             put_blob(ctx, &rec.weights_blob, &weights, "application/octet-stream")?;
-            ctx.t.adapters.insert(rec.name.as_str(), encode(&rec).as_slice())?;
+            ctx.t
+                .adapters
+                .insert(rec.name.as_str(), encode(&rec).as_slice())?;
             Ok((rec, old))
         })
     }
@@ -114,7 +116,9 @@ impl Store {
         self.write(move |ctx| {
             let mut gone = 0;
             ctx.t.api_keys.retain(|_, v| {
-                let keep = decode::<ApiKeyRecord>(v).map(|r| r.name != name).unwrap_or(true);
+                let keep = decode::<ApiKeyRecord>(v)
+                    .map(|r| r.name != name)
+                    .unwrap_or(true);
                 if !keep {
                     gone += 1;
                 }
@@ -184,7 +188,8 @@ mod tests {
     #[test]
     fn adapters_and_keys() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::create_fresh(&dir.path().join("db.redb"), Limits::default()).expect("store");
+        let store =
+            Store::create_fresh(&dir.path().join("db.redb"), Limits::default()).expect("store");
         let rec = AdapterRecord {
             name: "legal".into(),
             hash: [7; 32],
@@ -202,25 +207,46 @@ mod tests {
             .expect("put");
         assert!(old.is_none());
         assert_eq!(saved.size, 9);
-        let e = store.put_adapter(rec.clone(), b"{}".to_vec(), b"w2".to_vec(), false).unwrap_err();
+        let e = store
+            .put_adapter(rec.clone(), b"{}".to_vec(), b"w2".to_vec(), false)
+            .expect_err("must be refused");
         assert!(e.to_string().contains("exists already"), "{e}");
-        let (_, old) = store.put_adapter(rec.clone(), b"{}".to_vec(), b"w2".to_vec(), true).expect("replace");
+        let (_, old) = store
+            .put_adapter(rec.clone(), b"{}".to_vec(), b"w2".to_vec(), true)
+            .expect("replace");
         assert_eq!(old.map(|o| o.weights_blob), Some(saved.weights_blob));
         let snap = store.snapshot().expect("snap");
         assert_eq!(snap.adapters().expect("list").len(), 1);
         assert_eq!(snap.adapter(&saved.id()).expect("by id").name, "legal");
-        let (_, bytes) = snap.blob(&snap.adapter("legal").expect("get").weights_blob).expect("blob");
+        let (_, bytes) = snap
+            .blob(&snap.adapter("legal").expect("get").weights_blob)
+            .expect("blob");
         assert_eq!(bytes, b"w2");
         store.remove_adapter("legal").expect("remove");
         assert!(store.remove_adapter("legal").is_err());
 
         let k = store
-            .put_api_key([1; 32], ApiKeyRecord { name: "app".into(), prefix: "ck-ab".into(), admin: false, created_at: 0 })
+            .put_api_key(
+                [1; 32],
+                ApiKeyRecord {
+                    name: "app".into(),
+                    prefix: "ck-ab".into(),
+                    admin: false,
+                    created_at: 0,
+                },
+            )
             .expect("key");
         assert!(k.created_at > 0);
         let snap = store.snapshot().expect("snap");
         assert_eq!(snap.api_key(&[1; 32]).expect("get"), Some(k));
         assert_eq!(store.revoke_api_key("app").expect("revoke"), 1);
-        assert!(store.snapshot().expect("s").api_key(&[1; 32]).expect("get").is_none());
+        assert!(
+            store
+                .snapshot()
+                .expect("s")
+                .api_key(&[1; 32])
+                .expect("get")
+                .is_none()
+        );
     }
 }

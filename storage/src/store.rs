@@ -856,7 +856,12 @@ fn use_nonce(ctx: &mut WriteCtx<'_>, s: &SignedBy) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn put_blob(ctx: &mut WriteCtx<'_>, hash: &Hash, bytes: &[u8], content_type: &str) -> Result<()> {
+pub(crate) fn put_blob(
+    ctx: &mut WriteCtx<'_>,
+    hash: &Hash,
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<()> {
     {
         let t = &ctx.t.blobs;
         if t.get(hash)?.is_some() {
