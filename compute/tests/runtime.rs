@@ -204,6 +204,7 @@ async fn limits_disconnects_and_bad_adapters() {
         source.clone(),
         EngineConfig {
             max_waiting: 2,
+            max_running: 1,
             ..Default::default()
         },
     );
@@ -224,6 +225,22 @@ async fn limits_disconnects_and_bad_adapters() {
     assert!(engine.submit(greedy(vec![], None, 1)).is_err());
     assert!(engine.submit(greedy(vec![u32::MAX], None, 1)).is_err());
 
+    // A full queue answers Overloaded (HTTP 429) instead of growing without bound.
+    let busy: Vec<_> = (0..8)
+        .filter_map(|_| engine.submit(greedy(p.clone(), None, 200)).ok())
+        .collect();
+    let e = engine
+        .submit(greedy(p.clone(), None, 200))
+        .expect_err("must be refused");
+    assert!(matches!(e, Error::Overloaded(_)), "{e}");
+    drop(busy);
+    // The engine notices abandoned requests at its next step; until then the queue is full.
+    let mut tries = 0;
+    while engine.stats().expect("stats").waiting > 0 {
+        tries += 1;
+        assert!(tries < 200, "abandoned requests were not dropped");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // A client that goes away frees its blocks; others keep being served.
     let gone = engine
         .submit(greedy(p.clone(), None, 2000))
@@ -284,6 +301,25 @@ async fn limits_disconnects_and_bad_adapters() {
         weights: Arc::new(b"not safetensors".to_vec()),
     };
     assert!(engine.validate_adapter(&garbage).is_err());
+    // Rank over the limit.
+    let r300 = synthetic_adapter(&cfg, 300, &[Proj::Q], 1, false).expect("adapter");
+    let e = engine
+        .validate_adapter(&r300)
+        .expect_err("must be refused")
+        .to_string();
+    assert!(e.contains("outside 1..=256"), "{e}");
+    // Weights stored as integers are refused, not reinterpreted.
+    let mut ints = synthetic_adapter(&cfg, 4, &[Proj::Q], 1, false).expect("adapter");
+    let mut w = ints.weights.as_ref().clone();
+    if let Some(p) = w.windows(5).position(|x| x == b"\"F32\"") {
+        w[p + 1..p + 4].copy_from_slice(b"I32");
+    }
+    ints.weights = Arc::new(w);
+    let e = engine
+        .validate_adapter(&ints)
+        .expect_err("must be refused")
+        .to_string();
+    assert!(e.contains("not supported"), "{e}");
     // A request for an adapter the store cannot produce fails cleanly.
     let missing = AdapterKey {
         name: "missing".into(),
