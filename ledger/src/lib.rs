@@ -18,3 +18,6 @@ pub mod pool;
 
 pub use chain::{Ledger, LedgerConfig};
 pub mod sequencer;
+
+#[cfg(test)]
+mod tests;
