@@ -231,6 +231,19 @@ pub struct Sealed {
     pub payload: BlockPayload,
     /// User transactions it took from the pool.
     pub user_txs: usize,
+    /// Where the time went.
+    pub timings: SealTimings,
+}
+
+/// How long the parts of sealing a block took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SealTimings {
+    /// Executing the transactions in revm.
+    pub execute: std::time::Duration,
+    /// Writing the state and updating the tries (the state root).
+    pub state_root: std::time::Duration,
+    /// Everything else up to and including the commit (fsync).
+    pub commit: std::time::Duration,
 }
 
 /// Settings of a ledger.
@@ -507,6 +520,23 @@ impl Ledger {
                         account_id: None,
                         code: None,
                     }),
+                    ..Default::default()
+                },
+            );
+        }
+        for (addr, code, storage) in crate::system::genesis_accounts(g.operator)? {
+            changes.insert(
+                addr,
+                Change {
+                    info: Some(revm::state::AccountInfo {
+                        balance: U256::ZERO,
+                        nonce: 1,
+                        code_hash: keccak256(&code),
+                        account_id: None,
+                        code: Some(revm::bytecode::Bytecode::new_raw(code.clone())),
+                    }),
+                    storage: storage.into_iter().collect(),
+                    code: Some(code),
                     ..Default::default()
                 },
             );
@@ -927,6 +957,7 @@ impl Ledger {
         l1_seq: u64,
         must_include: Option<usize>,
     ) -> Result<Sealed> {
+        let started = std::time::Instant::now();
         let number = parent.header.number + 1;
         let prevrandao = keccak256([parent.hash.as_slice(), b"prevrandao"].concat());
         let params = BlockParams {
@@ -1039,9 +1070,12 @@ impl Ledger {
             body.txs.push(raw);
         }
         drop(cache);
+        let execute = started.elapsed();
 
         let w = self.db.begin_write()?;
+        let state_started = std::time::Instant::now();
         let (state_root, passer_root) = apply_state(&w, changes)?;
+        let state_time = state_started.elapsed();
         drop(view);
         let envelopes: Vec<OpReceiptEnvelope> = receipts.iter().map(receipt_envelope).collect();
         let receipts_root =
@@ -1147,6 +1181,11 @@ impl Ledger {
             header,
             hash,
             user_txs,
+            timings: SealTimings {
+                execute,
+                state_root: state_time,
+                commit: started.elapsed().saturating_sub(execute + state_time),
+            },
         })
     }
 

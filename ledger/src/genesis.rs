@@ -79,6 +79,14 @@ pub struct GenesisConfig {
     pub allocation: Allocation,
     /// Accounts funded from the ecosystem share (the ten dev accounts in `--dev`).
     pub dev_accounts: Vec<Address>,
+    /// The node operator: owner of GovernanceParams, reviewer of ContributionStaking,
+    /// operator of InferencePayments, poster of AttributionRewards.
+    #[serde(default = "default_operator")]
+    pub operator: Address,
+}
+
+fn default_operator() -> Address {
+    named_address("operator")
 }
 
 impl GenesisConfig {
@@ -126,6 +134,7 @@ mod tests {
             timestamp: 0,
             allocation: Allocation::default(),
             dev_accounts: (0..10u8).map(|i| Address::repeat_byte(i + 1)).collect(),
+            operator: Address::repeat_byte(1),
         };
         let total: U256 = g.balances().iter().map(|(_, v)| *v).sum();
         assert_eq!(total, U256::from(TOTAL_SUPPLY));

@@ -21,3 +21,13 @@ pub mod sequencer;
 
 #[cfg(test)]
 mod tests;
+
+// The binary's JSON-RPC edge needs these types; re-exported so it shares this crate's pins.
+pub use alloy_consensus;
+pub use alloy_eips;
+pub use op_alloy_consensus;
+pub mod da;
+pub mod system;
+
+#[cfg(test)]
+mod system_tests;

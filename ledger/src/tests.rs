@@ -37,6 +37,7 @@ fn open(dir: &std::path::Path) -> Ledger {
                 timestamp: 1_700_000_000,
                 allocation: Allocation::default(),
                 dev_accounts: dev,
+                operator: signer(0).address(),
             },
             pool: PoolConfig::default(),
         },
