@@ -8,7 +8,10 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod cli_ledger;
 pub mod client;
 pub mod config;
+pub mod ledger;
 pub mod node;
+pub mod rpc;
 mod web;

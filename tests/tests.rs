@@ -12,6 +12,7 @@ mod console_files;
 mod crash;
 mod datanets;
 mod errors;
+mod ledger;
 mod pg_clients;
 mod search;
 mod sql;
