@@ -110,10 +110,9 @@ impl DaLayer for DirDa {
     }
 
     fn append(&self, frames: &[Vec<u8>], head: u64) -> Result<()> {
-        let mut next = self.frame_names()?.last().map(|(n, _)| n + 1).unwrap_or(0);
-        for f in frames {
-            self.write_atomic(&format!("{next:012}.frame"), f)?;
-            next += 1;
+        let first = self.frame_names()?.last().map(|(n, _)| n + 1).unwrap_or(0);
+        for (n, f) in (first..).zip(frames) {
+            self.write_atomic(&format!("{n:012}.frame"), f)?;
         }
         self.write_atomic("head", head.to_string().as_bytes())
     }

@@ -176,10 +176,13 @@ pub fn open_ro<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
+/// The storage table as read.
+type StorageTable = ReadOnlyTable<([u8; 32], [u8; 32]), [u8; 32]>;
+
 /// The state of the newest block, read from one read transaction, as revm reads it.
 pub struct StateView {
     accounts: Option<ReadOnlyTable<[u8; 32], &'static [u8]>>,
-    storage: Option<ReadOnlyTable<([u8; 32], [u8; 32]), [u8; 32]>>,
+    storage: Option<StorageTable>,
     code: Option<ReadOnlyTable<[u8; 32], &'static [u8]>>,
     canonical: Option<ReadOnlyTable<u64, [u8; 32]>>,
     trie: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,

@@ -137,8 +137,11 @@ pub fn creations(operator: Address) -> Result<Vec<(Address, Artifact, Vec<u8>)>>
     Ok(out)
 }
 
-/// Run each constructor and return (fixed address, runtime code, storage) for genesis.
-pub fn genesis_accounts(operator: Address) -> Result<Vec<(Address, Bytes, Vec<(U256, U256)>)>> {
+/// A predeployed account: address, runtime code, storage.
+pub type Predeploy = (Address, Bytes, Vec<(U256, U256)>);
+
+/// Run each constructor and return the accounts genesis places.
+pub fn genesis_accounts(operator: Address) -> Result<Vec<Predeploy>> {
     let deployer = address!("0x000000000000000000000000000000000000C0DE");
     let mut db = CacheDB::new(EmptyDB::default());
     let mut out = Vec::new();

@@ -631,7 +631,7 @@ mod tests {
             let mut up = TrieUpdate::new(&mem, Owner::Storage(B256::ZERO));
             for _ in 0..(1 + rng.next() % 12) {
                 let k = keys[(rng.next() % keys.len() as u64) as usize];
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     up.set(&k, None).expect("delete");
                     model.remove(&k);
                 } else {
