@@ -112,6 +112,12 @@ enum Command {
     },
     /// Check a stopped node's database offline (redb integrity, blob hashes)
     Check,
+    /// The L2 ledger: status, blocks, transactions, balances, sending OPEN, deposits,
+    /// derivation from DA
+    Ledger {
+        #[command(subcommand)]
+        cmd: crate::cli_ledger::LedgerCmd,
+    },
     /// Full-text search over rows: words (all must match), "phrases", OR, NOT, prefix*,
     /// field:value (datanet, contributor, tag, contribution, row)
     Search(SearchArgs),
@@ -397,6 +403,10 @@ async fn serve(g: &Global, o: Overrides, print_config: bool) -> anyhow::Result<(
         "admin_token_file": n.config.data_dir.join("admin.token").display().to_string(),
         "peer_id": n.peer_id(),
         "chain_id": n.config.chain_id,
+        "rpc": format!("{url}/rpc"),
+        "rpc_listener": n.rpc_addr.map(|a| format!("http://{a}")),
+        "block_time_secs": n.config.ledger.block_time_secs,
+        "da_dir": n.ledger.da_dir.display().to_string(),
         "dev": dev,
         "pg": n.pg.as_ref().map(|p| json!({
             "addr": p.addr.to_string(),
@@ -420,6 +430,14 @@ async fn serve(g: &Global, o: Overrides, print_config: bool) -> anyhow::Result<(
         println!("  console      {url}/");
         println!("  REST API     {url}/api/v1   (OpenAPI: {url}/api/v1/openapi.json)");
         println!("  metrics      {url}/metrics");
+        match n.rpc_addr {
+            Some(a) => println!(
+                "  JSON-RPC     http://{a}   (and {url}/rpc), chain id {}",
+                n.config.chain_id
+            ),
+            None => println!("  JSON-RPC     {url}/rpc, chain id {}", n.config.chain_id),
+        }
+        println!("  DA           {}", n.ledger.da_dir.display());
         println!("  data dir     {}", n.config.data_dir.display());
         println!("  database     {}", n.config.db_path().display());
         println!(
@@ -797,6 +815,9 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
         Command::Adapter { cmd } => adapter(g, &c, cmd).await?,
         Command::Apikey { cmd } => apikey(g, &c, cmd).await?,
         Command::Search(a) => search(g, &c, a).await?,
+        Command::Ledger { cmd } => {
+            crate::cli_ledger::run(cmd, &c, g.json, || key(g), &g.data_dir).await?
+        }
         Command::Serve { .. } | Command::DevKeys | Command::Check => {
             unreachable!("handled before a client is made")
         }

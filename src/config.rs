@@ -15,9 +15,11 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_CHAIN_ID: u64 = 1612;
 /// Where the PostgreSQL listener goes when `--pg` is given without an address.
 pub const DEFAULT_PG: &str = "127.0.0.1:5433";
+/// Where the JSON-RPC listener goes unless `--rpc` says otherwise.
+pub const DEFAULT_RPC: &str = "127.0.0.1:8545";
 
 /// What the node runs with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Where the database, keys and tokens live.
     pub data_dir: PathBuf,
@@ -42,6 +44,13 @@ pub struct Config {
     /// The model runtime (OpenLoRA).
     #[serde(default)]
     pub serving: ServingConfig,
+    /// JSON-RPC listen address. Unset: 127.0.0.1:8545 when that port is free (a node that
+    /// cannot take it still answers on `/rpc` of the HTTP port); set: it must be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<SocketAddr>,
+    /// The ledger: block time, DA, genesis allocation.
+    #[serde(default)]
+    pub ledger: LedgerSettings,
 }
 
 /// The model runtime: which base model, and the engine's budgets.
@@ -79,6 +88,63 @@ impl Default for ServingConfig {
             host_adapter_mb: 2048,
             device_adapter_slots: 128,
             max_new_tokens: 4096,
+        }
+    }
+}
+
+/// The `[ledger]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// Seconds between blocks; 0 seals one block per transaction.
+    #[serde(default = "default_block_time")]
+    pub block_time_secs: f64,
+    /// A sealed block reaches DA within this many seconds.
+    #[serde(default = "default_da_flush")]
+    pub da_flush_secs: f64,
+    /// The DA directory [default: DATA_DIR/da].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub da_dir: Option<PathBuf>,
+    /// Genesis: receives 51.71 % of OPEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community: Option<alloy_primitives::Address>,
+    /// Genesis: receives 18.29 % of OPEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub investors: Option<alloy_primitives::Address>,
+    /// Genesis: receives 15 % of OPEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<alloy_primitives::Address>,
+    /// Genesis: receives 5 % of OPEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidity: Option<alloy_primitives::Address>,
+    /// Genesis: receives 10 % of OPEN (dev accounts are funded from it in `--dev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecosystem: Option<alloy_primitives::Address>,
+    /// Genesis: the operator of the system contracts [default: dev0 in `--dev`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<alloy_primitives::Address>,
+}
+
+fn default_block_time() -> f64 {
+    2.0
+}
+
+fn default_da_flush() -> f64 {
+    1.0
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            block_time_secs: default_block_time(),
+            da_flush_secs: default_da_flush(),
+            da_dir: None,
+            community: None,
+            investors: None,
+            team: None,
+            liquidity: None,
+            ecosystem: None,
+            operator: None,
         }
     }
 }
@@ -152,6 +218,8 @@ struct FileConfig {
     #[serde(default)]
     sql: FileSql,
     serving: Option<ServingConfig>,
+    rpc: Option<SocketAddr>,
+    ledger: Option<LedgerSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +293,12 @@ pub struct Overrides {
     /// Adapters kept loaded for the kernels [default: 128]
     #[arg(long, env = "COMMONS_ADAPTER_SLOTS")]
     pub adapter_slots: Option<usize>,
+    /// Serve Ethereum JSON-RPC on this address as well as /rpc [default: 127.0.0.1:8545]
+    #[arg(long, env = "COMMONS_RPC")]
+    pub rpc: Option<SocketAddr>,
+    /// Seconds between blocks; 0 seals one block per transaction [default: 2]
+    #[arg(long, env = "COMMONS_BLOCK_TIME", value_name = "SECS")]
+    pub block_time: Option<f64>,
 }
 
 impl Config {
@@ -243,6 +317,8 @@ impl Config {
             pg: None,
             sql: SqlLimits::default(),
             serving: ServingConfig::default(),
+            rpc: None,
+            ledger: LedgerSettings::default(),
         }
     }
 
@@ -261,6 +337,10 @@ impl Config {
             c.session_hours = f.session_hours.unwrap_or(c.session_hours);
             c.log = f.log.unwrap_or(c.log);
             c.pg = f.pg.or(c.pg);
+            c.rpc = f.rpc.or(c.rpc);
+            if let Some(l) = f.ledger {
+                c.ledger = l;
+            }
             c.sql.time_limit_ms = f.sql.time_limit_ms.unwrap_or(c.sql.time_limit_ms);
             c.sql.memory_limit_bytes = f.sql.memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);
             if let Some(sv) = f.serving {
@@ -286,6 +366,13 @@ impl Config {
         c.chain_id = o.chain_id.unwrap_or(c.chain_id);
         c.log = o.log.clone().unwrap_or(c.log);
         c.pg = o.pg.or(c.pg);
+        c.rpc = o.rpc.or(c.rpc);
+        if let Some(b) = o.block_time {
+            if !(0.0..=3600.0).contains(&b) {
+                anyhow::bail!("--block-time {b}: give seconds from 0 to 3600");
+            }
+            c.ledger.block_time_secs = b;
+        }
         c.sql.time_limit_ms = o.sql_time_limit_ms.unwrap_or(c.sql.time_limit_ms);
         c.sql.memory_limit_bytes = o.sql_memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);
         let sv = &mut c.serving;
@@ -317,6 +404,14 @@ impl Config {
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("commons.redb")
+    }
+
+    /// The DA directory.
+    pub fn da_dir(&self) -> PathBuf {
+        self.ledger
+            .da_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("da"))
     }
 }
 

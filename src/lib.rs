@@ -8,8 +8,11 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod cli_ledger;
 pub mod client;
 pub mod config;
+pub mod ledger;
 pub mod node;
 pub mod serving;
+pub mod rpc;
 mod web;

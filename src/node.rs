@@ -38,6 +38,10 @@ pub struct Node {
     pub serving: crate::serving::Slot,
     /// Failed console logins per user name: (count, window start in unix ms).
     pub login_failures: std::sync::Mutex<std::collections::HashMap<String, (u32, u64)>>,
+    /// The L2 ledger, its sequencer and DA writer.
+    pub ledger: Arc<crate::ledger::LedgerNode>,
+    /// Where the JSON-RPC listener is, when it has its own.
+    pub rpc_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Node {
@@ -95,6 +99,7 @@ pub struct Running {
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     pg: Option<tokio::task::JoinHandle<()>>,
+    rpc: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -111,14 +116,25 @@ impl Running {
         if let Some(pg) = self.pg.take() {
             pg.abort();
         }
+        if let Some(rpc) = self.rpc.take() {
+            rpc.abort();
+        }
         let _ = (&mut self.server).await;
+        self.stop_ledger().await;
         self.node.search.shutdown();
         self.node.serving.shutdown();
+    }
+
+    /// Stop the sequencer after its block and flush DA (off the async threads).
+    async fn stop_ledger(&self) {
+        let ledger = self.node.ledger.clone();
+        let _ = tokio::task::spawn_blocking(move || ledger.stop()).await;
     }
 
     /// Wait until the server ends (after a stop signal).
     pub async fn wait(mut self) {
         let _ = (&mut self.server).await;
+        self.stop_ledger().await;
         self.node.search.shutdown();
     }
 }
@@ -228,8 +244,11 @@ pub fn open(config: Config, http_addr: SocketAddr) -> anyhow::Result<Node> {
         }
         (None, false) => {}
     }
+    let ledger = Arc::new(crate::ledger::LedgerNode::start(&config)?);
     Ok(Node {
         serving,
+        ledger,
+        rpc_addr: None,
         sql,
         pg: None,
         store,
@@ -284,6 +303,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Some(tokio::spawn(server.serve()))
         }
     };
+    // JSON-RPC on its own listener: an explicit --rpc must be taken; the default port is
+    // skipped with a warning when busy (the HTTP port's /rpc answers anyway).
+    let rpc_listener = match node.config.rpc {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for JSON-RPC on {addr}"))?,
+        ),
+        None => match tokio::net::TcpListener::bind(crate::config::DEFAULT_RPC).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "JSON-RPC port {} is busy; JSON-RPC is on /rpc of the HTTP port only", crate::config::DEFAULT_RPC);
+                None
+            }
+        },
+    };
+    let rpc = match rpc_listener {
+        None => None,
+        Some(l) => {
+            let addr = l.local_addr()?;
+            if let Some(n) = Arc::get_mut(&mut node) {
+                n.rpc_addr = Some(addr);
+            }
+            Some(crate::ledger::serve_rpc(node.ledger.clone(), l).await?)
+        }
+    };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let routes = crate::api::routes(node.clone());
     let server = tokio::spawn(async move {
@@ -300,5 +345,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop: Some(stop_tx),
         server,
         pg,
+        rpc,
     })
 }

@@ -13,6 +13,7 @@ mod crash;
 mod datanets;
 mod errors;
 mod openai;
+mod ledger;
 mod pg_clients;
 mod search;
 mod sql;

@@ -227,6 +227,8 @@ fn route_label(path: &str) -> &'static str {
         ["v1", "chat", "completions"] => "chat_completions",
         ["v1", "completions"] => "completions",
         ["v1", ..] => "openai_other",
+        ["api", "v1", "ledger", ..] => "ledger",
+        ["rpc"] => "rpc",
         ["api", "v1", ..] => "api_other",
         ["metrics"] => "metrics",
         _ => "console_files",
@@ -331,6 +333,12 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
             "not_found",
             format!("no route {} {}", req.method, req.path),
         )),
+        ("POST", ["rpc"]) => {
+            let body = req.body(crate::rpc::MAX_BODY).await?;
+            let v = crate::rpc::handle_body(node.ledger.clone(), &body).await;
+            Ok(json(StatusCode::OK, &v))
+        }
+        ("POST", ["api", "v1", "ledger", "deposits"]) => ledger_deposit(&node, &mut req).await,
         (_, ["api", ..]) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -360,6 +368,53 @@ async fn metrics(node: &Node) -> Resp {
         "text/plain; version=0.0.4",
         node.metrics.render(),
     )
+}
+
+/// `POST /api/v1/ledger/deposits` (dev only): queue an L1 deposit for the next block.
+async fn ledger_deposit(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        from: Option<alloy_primitives::Address>,
+        to: Option<alloy_primitives::Address>,
+        #[serde(default)]
+        mint: alloy_primitives::U256,
+        value: Option<alloy_primitives::U256>,
+        gas: Option<u64>,
+        data: Option<alloy_primitives::Bytes>,
+    }
+    if !node.config.dev {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the local deposit queue exists in --dev only; deposits come from L1",
+        ));
+    }
+    let b: Body = req.json().await?;
+    let from = b.from.or(b.to).ok_or_else(|| {
+        ApiError::bad_request("give 'to' (a recipient) or 'from' (for a contract creation)")
+    })?;
+    let mint = u128::try_from(b.mint)
+        .map_err(|_| ApiError::bad_request("'mint' is larger than 2^128 wei"))?;
+    let d = commons_ledger::chain::DepositRequest {
+        from,
+        to: b.to,
+        mint,
+        value: b.value.unwrap_or(b.mint),
+        gas_limit: b.gas.unwrap_or(100_000),
+        data: b.data.unwrap_or_default(),
+    };
+    let ledger = node.ledger.ledger.clone();
+    let queued = blocking(move || {
+        ledger
+            .queue_deposit(&d)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    })
+    .await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({"queued": queued, "from": from}),
+    ))
 }
 
 /// Run blocking store work off the async threads.

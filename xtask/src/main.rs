@@ -63,7 +63,8 @@ fn apt_install(pkgs: &[&str]) -> Result<(), String> {
 }
 
 /// Install what the end-to-end tests drive: Chromium and the npm packages of tests/browser,
-/// `psql`, psycopg and the `openai` client (in a venv under target/pyenv) for the wire tests.
+/// `psql`, psycopg and the `openai` client (in a venv under target/pyenv) for the wire tests,
+/// web3.py (same venv) and viem (tests/ledger_clients) for the JSON-RPC tests.
 fn prepare() -> Result<(), String> {
     let root = root();
     if !Path::new("/usr/bin/chromium").exists() {
@@ -80,6 +81,15 @@ fn prepare() -> Result<(), String> {
         npm.current_dir(&browser)
             .args(["ci", "--no-audit", "--no-fund"]);
         run(&mut npm)?;
+    }
+    // viem for the JSON-RPC tests, solc-js for the system contracts' artifact check.
+    for (dir, module) in [("tests/ledger_clients", "viem"), ("ledger/contracts", "solc")] {
+        let dir = root.join(dir);
+        if dir.join("package.json").exists() && !dir.join("node_modules").join(module).exists() {
+            let mut npm = Command::new("npm");
+            npm.current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]);
+            run(&mut npm)?;
+        }
     }
     // SQL end-to-end tests: psql, and psycopg in a venv under target/; the OpenAI API test:
     // the official `openai` client in the same venv.
@@ -114,6 +124,14 @@ fn prepare() -> Result<(), String> {
             "psycopg[binary]>=3.1,<4",
             "openai>=1.40,<3",
         ]))?;
+    }
+    let has_web3 = Command::new(&py)
+        .args(["-c", "import web3"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !has_web3 {
+        run(Command::new(&py).args(["-m", "pip", "install", "-q", "web3>=7,<8"]))?;
     }
     Ok(())
 }
@@ -165,6 +183,10 @@ fn test(args: &[String]) -> Result<(), String> {
             .current_dir(&browser)
             .args(["--test", "--test-reporter=spec"]))?;
     }
+    // The committed contract artifacts must be what the pinned solc makes of the sources.
+    run(Command::new("node")
+        .current_dir(root.join("ledger/contracts"))
+        .args(["compile.mjs", "--check"]))?;
     // The same environment as the build above, so the tests reuse what it compiled.
     run(Command::new("cargo")
         .current_dir(&root)

@@ -1,0 +1,1865 @@
+//! [`Ledger`]: the chain on one redb file — genesis, admitting transactions to the pool,
+//! building and committing blocks (one write transaction each), and the queries behind the
+//! JSON-RPC methods.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use alloy_consensus::constants::KECCAK_EMPTY;
+use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header, Transaction as _};
+use alloy_eips::eip1559::BaseFeeParams;
+use alloy_eips::eip2718::{Decodable2718, Encodable2718};
+use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
+use alloy_primitives::{Address, B256, Bloom, Bytes, Log, LogData, TxKind, U256, keccak256};
+use alloy_rlp::Decodable;
+use alloy_trie::EMPTY_ROOT_HASH;
+use op_alloy_consensus::{
+    L1InfoDepositSource, OpReceiptEnvelope, OpTxEnvelope, OpTxType, TxDeposit, UserDepositSource,
+};
+use op_revm::OpTransaction;
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use revm::context::TxEnv;
+use revm::context::result::ExecutionResult;
+use revm::database::CacheDB;
+use revm::database_interface::DatabaseCommit;
+use revm::state::EvmState;
+use serde::{Deserialize, Serialize};
+
+use crate::db::*;
+use crate::error::{Error, Result, TxError};
+use crate::exec::{self, BlockParams};
+use crate::genesis::{self, GenesisConfig};
+use crate::pool::{Pool, PoolConfig, PoolTx};
+use crate::trie::{self, Owner, TrieUpdate};
+
+/// Largest transaction the pool takes (bytes).
+pub const MAX_TX_BYTES: usize = 128 * 1024;
+/// Osaka's per-transaction gas cap (EIP-7825).
+pub const TX_GAS_CAP: u64 = 1 << 24;
+/// Most blocks one eth_getLogs may span.
+pub const MAX_LOG_RANGE: u64 = 10_000;
+/// Most logs one eth_getLogs returns.
+pub const MAX_LOGS: usize = 10_000;
+/// Gas of the L1-attributes deposit.
+const L1_INFO_GAS: u64 = 1_000_000;
+/// Deposits taken into one block at most.
+const MAX_DEPOSITS_PER_BLOCK: usize = 256;
+
+/// Table holding the genesis config (JSON).
+const CONFIG: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("config");
+
+/// A deposit from the L1 side (in `--dev`, from the local queue: `commons ledger deposit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositRequest {
+    /// The L1 sender (the L2 account that runs the call).
+    pub from: Address,
+    /// Recipient; `None` creates a contract.
+    pub to: Option<Address>,
+    /// OPEN minted to `from` on L2, wei.
+    pub mint: u128,
+    /// Value sent with the call, wei.
+    pub value: U256,
+    /// Gas limit of the L2 call.
+    pub gas_limit: u64,
+    /// Call data.
+    pub data: Bytes,
+}
+
+/// The head of the chain.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The header.
+    pub header: Header,
+    /// Its hash.
+    pub hash: B256,
+}
+
+/// A block as RPC shows it.
+#[derive(Debug, Clone)]
+pub struct BlockInfo {
+    /// Header.
+    pub header: Header,
+    /// Hash.
+    pub hash: B256,
+    /// Transactions.
+    pub txs: Vec<TxInfo>,
+    /// RLP size of the block.
+    pub size: u64,
+}
+
+/// A mined transaction.
+#[derive(Debug, Clone)]
+pub struct TxInfo {
+    /// The transaction.
+    pub tx: OpTxEnvelope,
+    /// Hash.
+    pub hash: B256,
+    /// Sender.
+    pub from: Address,
+    /// Block hash, number and position (`None` while pending).
+    pub block: Option<(B256, u64, u64)>,
+    /// Base fee of its block (for the effective gas price).
+    pub base_fee: Option<u64>,
+    /// Deposits: the receipt's nonce (RPC shows it as the nonce of a deposit).
+    pub deposit_nonce: Option<u64>,
+}
+
+/// A receipt as RPC shows it.
+#[derive(Debug, Clone)]
+pub struct ReceiptInfo {
+    /// Stored receipt.
+    pub receipt: StoredReceipt,
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Position in the block.
+    pub index: u64,
+    /// Block hash.
+    pub block_hash: B256,
+    /// Block number.
+    pub block_number: u64,
+    /// Sender.
+    pub from: Address,
+    /// Recipient.
+    pub to: Option<Address>,
+    /// Index in the block of its first log.
+    pub first_log_index: u64,
+    /// Bloom of its logs.
+    pub logs_bloom: Bloom,
+}
+
+/// A log as RPC shows it.
+#[derive(Debug, Clone)]
+pub struct LogInfo {
+    /// The log.
+    pub log: StoredLog,
+    /// Block hash.
+    pub block_hash: B256,
+    /// Block number.
+    pub block_number: u64,
+    /// Block timestamp.
+    pub block_timestamp: u64,
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Position of the transaction.
+    pub tx_index: u64,
+    /// Position of the log in the block.
+    pub log_index: u64,
+}
+
+/// eth_getLogs' filter (range already resolved to numbers).
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// First block.
+    pub from: u64,
+    /// Last block.
+    pub to: u64,
+    /// Any of these addresses (empty: any).
+    pub addresses: Vec<Address>,
+    /// Per position: any of these topics (`None` or empty: any).
+    pub topics: Vec<Option<Vec<B256>>>,
+}
+
+/// eth_call / eth_estimateGas input.
+#[derive(Debug, Clone, Default)]
+pub struct CallRequest {
+    /// Sender (zero address when absent).
+    pub from: Option<Address>,
+    /// Recipient; `None` creates.
+    pub to: Option<Address>,
+    /// Gas limit.
+    pub gas: Option<u64>,
+    /// Legacy gas price.
+    pub gas_price: Option<u128>,
+    /// EIP-1559 fee cap.
+    pub max_fee_per_gas: Option<u128>,
+    /// EIP-1559 tip.
+    pub max_priority_fee_per_gas: Option<u128>,
+    /// Value.
+    pub value: Option<U256>,
+    /// Call data.
+    pub data: Option<Bytes>,
+    /// Access list.
+    pub access_list: Option<alloy_eips::eip2930::AccessList>,
+}
+
+/// eth_getProof's answer.
+#[derive(Debug, Clone)]
+pub struct AccountProof {
+    /// The account (default when absent).
+    pub account: StoredAccount,
+    /// Nodes from the state root to the account.
+    pub account_proof: Vec<Bytes>,
+    /// Per requested slot: (slot, value, nodes).
+    pub storage: Vec<(B256, U256, Vec<Bytes>)>,
+}
+
+/// eth_feeHistory's answer.
+#[derive(Debug, Clone)]
+pub struct FeeHistory {
+    /// First block.
+    pub oldest: u64,
+    /// Base fees, one more than blocks (the next block's).
+    pub base_fees: Vec<u128>,
+    /// Gas used / limit per block.
+    pub gas_used_ratio: Vec<f64>,
+    /// Tips at the asked percentiles, per block.
+    pub rewards: Vec<Vec<u128>>,
+}
+
+/// What a sealed block carries to the DA layer: enough to execute it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockPayload {
+    /// Number.
+    pub number: u64,
+    /// Timestamp.
+    pub timestamp: u64,
+    /// Every transaction (deposits included), EIP-2718 bytes.
+    pub txs: Vec<Vec<u8>>,
+    /// The block hash the sequencer got (a follower checks it).
+    pub hash: B256,
+}
+
+/// A committed block.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// Header.
+    pub header: Header,
+    /// Hash.
+    pub hash: B256,
+    /// For DA.
+    pub payload: BlockPayload,
+    /// User transactions it took from the pool.
+    pub user_txs: usize,
+    /// Where the time went.
+    pub timings: SealTimings,
+}
+
+/// How long the parts of sealing a block took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SealTimings {
+    /// Executing the transactions in revm.
+    pub execute: std::time::Duration,
+    /// Writing the state and updating the tries (the state root).
+    pub state_root: std::time::Duration,
+    /// Everything else up to and including the commit (fsync).
+    pub commit: std::time::Duration,
+}
+
+/// Settings of a ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Genesis (used when the database is new; otherwise the stored one must agree on the
+    /// chain id).
+    pub genesis: GenesisConfig,
+    /// Pool limits.
+    pub pool: PoolConfig,
+}
+
+/// The chain.
+pub struct Ledger {
+    db: Database,
+    genesis: GenesisConfig,
+    pool: Mutex<Pool>,
+    head: RwLock<Head>,
+    /// Bumped when work arrives for the sequencer (a transaction, a deposit).
+    wake: (Mutex<u64>, Condvar),
+    /// Serialises block production (the sequencer, or derivation).
+    sealing: Mutex<()>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("chain_id", &self.genesis.chain_id)
+            .finish()
+    }
+}
+
+/// One transaction of a block being built.
+enum Candidate {
+    Deposit(TxDeposit),
+    User(Arc<PoolTx>),
+}
+
+/// An account's changes over a block.
+#[derive(Default)]
+struct Change {
+    info: Option<revm::state::AccountInfo>,
+    deleted: bool,
+    wipe: bool,
+    storage: BTreeMap<U256, U256>,
+    code: Option<Bytes>,
+}
+
+fn absorb(changes: &mut BTreeMap<Address, Change>, state: &EvmState) {
+    for (addr, acc) in state {
+        if !acc.is_touched() {
+            continue;
+        }
+        let c = changes.entry(*addr).or_default();
+        if acc.is_selfdestructed() {
+            *c = Change {
+                deleted: true,
+                wipe: true,
+                ..Default::default()
+            };
+            continue;
+        }
+        if acc.info.is_empty() {
+            // EIP-161: touched empty accounts are removed.
+            c.deleted = true;
+            c.info = None;
+            continue;
+        }
+        c.deleted = false;
+        c.info = Some(acc.info.clone());
+        if acc.info.code_hash != KECCAK_EMPTY
+            && let Some(code) = &acc.info.code
+        {
+            c.code = Some(code.original_bytes());
+        }
+        for (k, v) in &acc.storage {
+            if v.is_changed() {
+                c.storage.insert(*k, v.present_value);
+            }
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The made-up L1 block hash of the dev L1 origin `n` (there is no real L1 in `--dev`).
+pub fn dev_l1_hash(n: u64) -> B256 {
+    let mut b = b"commons dev L1 block ".to_vec();
+    b.extend_from_slice(&n.to_be_bytes());
+    keccak256(b)
+}
+
+/// Calldata of the L1-attributes deposit (`setL1BlockValuesJovian` layout: packed scalars,
+/// sequence number, L1 timestamp, number, base fee, blob base fee, hash, batcher hash,
+/// operator fee scalars, DA footprint scalar).
+fn l1_info_calldata(seq: u64, l1_number: u64, l1_time: u64, l1_hash: B256) -> Bytes {
+    let mut d = Vec::with_capacity(178);
+    d.extend_from_slice(&[0x3d, 0xb6, 0xbe, 0x2b]);
+    d.extend_from_slice(&0u32.to_be_bytes()); // base fee scalar
+    d.extend_from_slice(&0u32.to_be_bytes()); // blob base fee scalar
+    d.extend_from_slice(&seq.to_be_bytes());
+    d.extend_from_slice(&l1_time.to_be_bytes());
+    d.extend_from_slice(&l1_number.to_be_bytes());
+    d.extend_from_slice(&[0u8; 32]); // L1 base fee: no L1 data fee in dev
+    d.extend_from_slice(&[0u8; 32]); // blob base fee
+    d.extend_from_slice(l1_hash.as_slice());
+    d.extend_from_slice(&[0u8; 32]); // batcher hash
+    d.extend_from_slice(&0u32.to_be_bytes()); // operator fee scalar
+    d.extend_from_slice(&0u64.to_be_bytes()); // operator fee constant
+    d.extend_from_slice(&0u16.to_be_bytes()); // DA footprint gas scalar
+    d.into()
+}
+
+/// Parse the L1-attributes calldata back: (sequence number, L1 number, L1 timestamp, L1 hash).
+pub fn parse_l1_info(input: &[u8]) -> Option<(u64, u64, u64, B256)> {
+    if input.len() < 4 + 8 + 8 + 8 + 8 + 64 + 32 {
+        return None;
+    }
+    let u = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&input[at..at + 8]);
+        u64::from_be_bytes(b)
+    };
+    Some((u(12), u(28), u(20), B256::from_slice(&input[100..132])))
+}
+
+/// Base fee of the block after `parent` (OP's Canyon parameters), never below the floor.
+pub fn next_base_fee(parent: &Header) -> u64 {
+    let fee = alloy_eips::eip1559::calc_next_block_base_fee(
+        parent.gas_used,
+        parent.gas_limit,
+        parent.base_fee_per_gas.unwrap_or(genesis::INITIAL_BASE_FEE),
+        BaseFeeParams::optimism_canyon(),
+    );
+    fee.max(genesis::MIN_BASE_FEE)
+}
+
+/// Output root of a block: keccak(version 0 ‖ state root ‖ message passer storage root ‖
+/// block hash). The header's withdrawals root holds the message passer's storage root.
+pub fn output_root(header: &Header, hash: B256) -> B256 {
+    let mut b = [0u8; 128];
+    b[32..64].copy_from_slice(header.state_root.as_slice());
+    b[64..96].copy_from_slice(
+        header
+            .withdrawals_root
+            .unwrap_or(EMPTY_ROOT_HASH)
+            .as_slice(),
+    );
+    b[96..].copy_from_slice(hash.as_slice());
+    keccak256(b)
+}
+
+fn receipt_envelope(r: &StoredReceipt) -> OpReceiptEnvelope {
+    let logs: Vec<Log> = r.logs.iter().map(to_log).collect();
+    let ty = OpTxType::try_from(r.tx_type).unwrap_or(OpTxType::Legacy);
+    let version = r.deposit_nonce.map(|_| 1);
+    OpReceiptEnvelope::from_parts(
+        r.status,
+        r.cumulative_gas_used,
+        logs.iter(),
+        ty,
+        r.deposit_nonce,
+        version,
+    )
+}
+
+/// A stored log as alloy's.
+pub fn to_log(l: &StoredLog) -> Log {
+    Log {
+        address: Address::from(l.address),
+        data: LogData::new_unchecked(
+            l.topics.iter().map(|t| B256::from(*t)).collect(),
+            l.data.clone().into(),
+        ),
+    }
+}
+
+/// The bloom of a receipt's logs.
+pub fn receipt_bloom(r: &StoredReceipt) -> Bloom {
+    let logs: Vec<Log> = r.logs.iter().map(to_log).collect();
+    alloy_primitives::logs_bloom(logs.iter())
+}
+
+fn decode_tx(raw: &[u8]) -> Result<OpTxEnvelope> {
+    OpTxEnvelope::decode_2718_exact(raw).map_err(|e| Error::Corrupt(format!("stored tx: {e}")))
+}
+
+impl Ledger {
+    /// Open (or create, with genesis) the ledger database at `path`.
+    pub fn open(path: &Path, cfg: LedgerConfig) -> Result<Ledger> {
+        let db = Database::create(path)?;
+        let stored: Option<GenesisConfig> = {
+            let r = db.begin_read()?;
+            match open_ro(&r, CONFIG)? {
+                None => None,
+                Some(t) => match t.get("genesis")? {
+                    None => None,
+                    Some(v) => Some(
+                        serde_json::from_slice(v.value())
+                            .map_err(|e| Error::Corrupt(format!("genesis config: {e}")))?,
+                    ),
+                },
+            }
+        };
+        let genesis = match stored {
+            Some(g) => {
+                if g.chain_id != cfg.genesis.chain_id {
+                    return Err(Error::Invalid(format!(
+                        "the ledger in {} has chain id {}, the config says {}",
+                        path.display(),
+                        g.chain_id,
+                        cfg.genesis.chain_id
+                    )));
+                }
+                g
+            }
+            None => {
+                Self::write_genesis(&db, &cfg.genesis)?;
+                cfg.genesis.clone()
+            }
+        };
+        let head = Self::read_head(&db)?;
+        let ledger = Ledger {
+            db,
+            genesis,
+            pool: Mutex::new(Pool::new(cfg.pool)),
+            head: RwLock::new(head),
+            wake: (Mutex::new(0), Condvar::new()),
+            sealing: Mutex::new(()),
+        };
+        ledger.reload_pool()?;
+        Ok(ledger)
+    }
+
+    /// The genesis config in force.
+    pub fn genesis(&self) -> &GenesisConfig {
+        &self.genesis
+    }
+
+    /// Chain id.
+    pub fn chain_id(&self) -> u64 {
+        self.genesis.chain_id
+    }
+
+    fn read_head(db: &Database) -> Result<Head> {
+        let r = db.begin_read()?;
+        let n = open_ro(&r, META)?
+            .and_then(|t| t.get("head").ok().flatten().map(|v| v.value()))
+            .ok_or_else(|| Error::Corrupt("no head block".into()))?;
+        let header =
+            read_header(&r, n)?.ok_or_else(|| Error::Corrupt("head header missing".into()))?;
+        Ok(Head {
+            hash: header.hash_slow(),
+            header,
+        })
+    }
+
+    fn write_genesis(db: &Database, g: &GenesisConfig) -> Result<()> {
+        let w = db.begin_write()?;
+        let mut changes = BTreeMap::new();
+        for (addr, bal) in g.balances() {
+            changes.insert(
+                addr,
+                Change {
+                    info: Some(revm::state::AccountInfo {
+                        balance: bal,
+                        nonce: 0,
+                        code_hash: KECCAK_EMPTY,
+                        account_id: None,
+                        code: None,
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
+        for (addr, code, storage) in crate::system::genesis_accounts(g.operator)? {
+            changes.insert(
+                addr,
+                Change {
+                    info: Some(revm::state::AccountInfo {
+                        balance: U256::ZERO,
+                        nonce: 1,
+                        code_hash: keccak256(&code),
+                        account_id: None,
+                        code: Some(revm::bytecode::Bytecode::new_raw(code.clone())),
+                    }),
+                    storage: storage.into_iter().collect(),
+                    code: Some(code),
+                    ..Default::default()
+                },
+            );
+        }
+        let (state_root, passer_root) = apply_state(&w, changes)?;
+        let header = Header {
+            parent_hash: B256::ZERO,
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            beneficiary: Address::ZERO,
+            state_root,
+            transactions_root: EMPTY_ROOT_HASH,
+            receipts_root: EMPTY_ROOT_HASH,
+            logs_bloom: Bloom::ZERO,
+            difficulty: U256::ZERO,
+            number: 0,
+            gas_limit: genesis::GAS_LIMIT,
+            gas_used: 0,
+            timestamp: g.timestamp,
+            extra_data: Bytes::new(),
+            mix_hash: B256::ZERO,
+            nonce: Default::default(),
+            base_fee_per_gas: Some(genesis::INITIAL_BASE_FEE),
+            withdrawals_root: Some(passer_root),
+            blob_gas_used: Some(0),
+            excess_blob_gas: Some(0),
+            parent_beacon_block_root: Some(B256::ZERO),
+            requests_hash: Some(EMPTY_REQUESTS_HASH),
+            block_access_list_hash: None,
+            slot_number: None,
+        };
+        store_block(&w, &header, &StoredBody::default(), &[])?;
+        {
+            let mut c = w.open_table(CONFIG)?;
+            let json = serde_json::to_vec(g).map_err(|e| Error::Internal(e.to_string()))?;
+            c.insert("genesis", json.as_slice())?;
+            let mut m = w.open_table(META)?;
+            m.insert("l1_number", 0)?;
+            m.insert("l1_seq", 0)?;
+            m.insert("deposit_next", 0)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Load the persisted pool, dropping what is no longer valid.
+    fn reload_pool(&self) -> Result<()> {
+        let r = self.db.begin_read()?;
+        let Some(t) = open_ro(&r, POOL)? else {
+            return Ok(());
+        };
+        let view = StateView::new(&r)?;
+        let mut stale = Vec::new();
+        let mut pool = self.lock_pool();
+        let mut entries = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            entries.push((B256::from(k.value()), v.value().to_vec()));
+        }
+        for (hash, raw) in entries {
+            match self.check_tx(&raw, &view, &pool) {
+                Ok((tx, state_nonce)) => {
+                    if pool.insert(tx, state_nonce).is_err() {
+                        stale.push(hash);
+                    }
+                }
+                Err(_) => stale.push(hash),
+            }
+        }
+        drop(pool);
+        drop(r);
+        if !stale.is_empty() {
+            let w = self.db.begin_write()?;
+            {
+                let mut t = w.open_table(POOL)?;
+                for h in stale {
+                    t.remove(h.0)?;
+                }
+            }
+            w.commit()?;
+        }
+        Ok(())
+    }
+
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        // A panic while holding the pool leaves it consistent (every change is one call).
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The head block.
+    pub fn head(&self) -> Head {
+        self.head.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Validate a raw transaction against the state; returns it ready for the pool.
+    fn check_tx(&self, raw: &[u8], view: &StateView, pool: &Pool) -> Result<(PoolTx, u64)> {
+        if raw.len() > MAX_TX_BYTES {
+            return Err(TxError::Oversized {
+                size: raw.len(),
+                limit: MAX_TX_BYTES,
+            }
+            .into());
+        }
+        let tx =
+            OpTxEnvelope::decode_2718_exact(raw).map_err(|e| TxError::Malformed(e.to_string()))?;
+        if tx.is_deposit() {
+            return Err(TxError::TypeNotSupported.into());
+        }
+        let want = self.genesis.chain_id;
+        match tx.chain_id() {
+            Some(c) if c == want => {}
+            have => return Err(TxError::WrongChain { have, want }.into()),
+        }
+        let sender = alloy_consensus::transaction::SignerRecoverable::recover_signer(&tx)
+            .map_err(|e| TxError::BadSignature(e.to_string()))?;
+        let gas_limit = tx.gas_limit();
+        if gas_limit > genesis::GAS_LIMIT || gas_limit > TX_GAS_CAP {
+            return Err(TxError::GasLimit.into());
+        }
+        let env = exec::tx_env(&tx, sender)?;
+        let needed = revm::context_interface::cfg::gas::calculate_initial_tx_gas_for_tx(
+            &env.base,
+            exec::SPEC.into(),
+        );
+        let needed = needed.initial_total_gas.max(needed.floor_gas);
+        if gas_limit < needed {
+            return Err(TxError::IntrinsicGas {
+                gas: gas_limit,
+                needed,
+            }
+            .into());
+        }
+        let max_fee = tx.max_fee_per_gas();
+        let tip = tx.max_priority_fee_per_gas().unwrap_or(max_fee);
+        if tip > max_fee {
+            return Err(TxError::TipAboveFeeCap.into());
+        }
+        if max_fee < u128::from(genesis::MIN_BASE_FEE) {
+            return Err(TxError::Underpriced.into());
+        }
+        let account = view.account(&sender)?.unwrap_or_default();
+        if tx.nonce() < account.nonce {
+            return Err(TxError::NonceTooLow {
+                state: account.nonce,
+                tx: tx.nonce(),
+            }
+            .into());
+        }
+        let cost = U256::from(gas_limit) * U256::from(max_fee) + tx.value();
+        if account.balance < cost {
+            return Err(TxError::InsufficientFunds {
+                balance: account.balance,
+                cost,
+            }
+            .into());
+        }
+        let _ = pool;
+        let hash = keccak256(raw);
+        Ok((
+            PoolTx {
+                hash,
+                raw: Bytes::copy_from_slice(raw),
+                nonce: tx.nonce(),
+                tx,
+                sender,
+                gas_limit,
+                max_fee,
+                tip,
+                seq: 0,
+            },
+            account.nonce,
+        ))
+    }
+
+    /// eth_sendRawTransaction: validate, add to the pool, persist; returns the hash.
+    pub fn submit_raw(&self, raw: &[u8]) -> Result<B256> {
+        let r = self.db.begin_read()?;
+        if let Some(t) = open_ro(&r, TX_INDEX)?
+            && t.get(keccak256(raw).0)?.is_some()
+        {
+            return Err(TxError::AlreadyKnown.into());
+        }
+        let view = StateView::new(&r)?;
+        let (hash, inserted) = {
+            let mut pool = self.lock_pool();
+            let (tx, state_nonce) = self.check_tx(raw, &view, &pool)?;
+            let hash = tx.hash;
+            let inserted = pool.insert(tx, state_nonce)?;
+            (hash, inserted)
+        };
+        drop(view);
+        drop(r);
+        let w = self.db.begin_write()?;
+        {
+            let mut t = w.open_table(POOL)?;
+            t.insert(hash.0, raw)?;
+            for h in inserted.replaced.iter().chain(&inserted.evicted) {
+                t.remove(h.0)?;
+            }
+        }
+        w.commit()?;
+        self.wake();
+        Ok(hash)
+    }
+
+    /// Queue an L1 deposit (dev: the local L1 queue); it enters the next block.
+    pub fn queue_deposit(&self, d: &DepositRequest) -> Result<u64> {
+        if d.gas_limit > genesis::GAS_LIMIT / 2 || d.gas_limit < 21_000 {
+            return Err(Error::Invalid(format!(
+                "deposit gas limit {} outside 21000..={}",
+                d.gas_limit,
+                genesis::GAS_LIMIT / 2
+            )));
+        }
+        let w = self.db.begin_write()?;
+        let n = {
+            let mut m = w.open_table(META)?;
+            let n = m.get("deposit_next")?.map(|v| v.value()).unwrap_or(0);
+            m.insert("deposit_next", n + 1)?;
+            n
+        };
+        {
+            let mut t = w.open_table(DEPOSITS)?;
+            let bytes = postcard::to_allocvec(d).map_err(|e| Error::Internal(e.to_string()))?;
+            t.insert(n, bytes.as_slice())?;
+        }
+        w.commit()?;
+        self.wake();
+        Ok(n)
+    }
+
+    fn wake(&self) {
+        let (m, c) = &self.wake;
+        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+        *g += 1;
+        c.notify_all();
+    }
+
+    /// Wait until work arrives or `timeout` passes; returns the wake counter.
+    pub fn wait_for_work(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let (m, c) = &self.wake;
+        let g = m.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = c
+            .wait_timeout_while(g, timeout, |n| *n == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    /// Whether the pool holds a transaction that could go into the next block, or a deposit
+    /// is queued.
+    pub fn has_work(&self) -> Result<bool> {
+        let r = self.db.begin_read()?;
+        if let Some(t) = open_ro(&r, DEPOSITS)?
+            && t.first()?.is_some()
+        {
+            return Ok(true);
+        }
+        let view = StateView::new(&r)?;
+        let base_fee = next_base_fee(&self.head().header);
+        let pool = self.lock_pool();
+        let best = pool.best(base_fee, |a| {
+            view.account(a).ok().flatten().map(|a| a.nonce).unwrap_or(0)
+        });
+        Ok(!best.is_empty())
+    }
+
+    /// Build the next block from queued deposits and the pool and commit it. `max_user_txs`
+    /// bounds the pool transactions taken (1 with `--block-time 0`).
+    pub fn seal(&self, max_user_txs: Option<usize>) -> Result<Sealed> {
+        let _g = self.sealing.lock().unwrap_or_else(|p| p.into_inner());
+        let parent = self.head();
+        let timestamp = now_secs().max(parent.header.timestamp);
+        let r = self.db.begin_read()?;
+        let view = StateView::new(&r)?;
+        let meta = open_ro(&r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
+        let get = |k: &str| -> Result<u64> { Ok(meta.get(k)?.map(|v| v.value()).unwrap_or(0)) };
+        let (mut l1_number, mut l1_seq) = (get("l1_number")?, get("l1_seq")?);
+        let mut deposits = Vec::new();
+        if let Some(t) = open_ro(&r, DEPOSITS)? {
+            for e in t.iter()?.take(MAX_DEPOSITS_PER_BLOCK) {
+                let (k, v) = e?;
+                let d: DepositRequest = postcard::from_bytes(v.value())
+                    .map_err(|e| Error::Corrupt(format!("queued deposit: {e}")))?;
+                deposits.push((k.value(), d));
+            }
+        }
+        // Deposits arrive with a new L1 origin (an epoch); other blocks repeat the origin.
+        if deposits.is_empty() {
+            l1_seq += 1;
+        } else {
+            l1_number += 1;
+            l1_seq = 0;
+        }
+        let l1_hash = dev_l1_hash(l1_number);
+        let mut cands = vec![Candidate::Deposit(TxDeposit {
+            source_hash: L1InfoDepositSource::new(l1_hash, l1_seq).source_hash(),
+            from: genesis::L1_ATTRIBUTES_DEPOSITOR,
+            to: TxKind::Call(genesis::L1_BLOCK),
+            mint: 0,
+            value: U256::ZERO,
+            gas_limit: L1_INFO_GAS,
+            is_system_transaction: false,
+            input: l1_info_calldata(l1_seq, l1_number, timestamp, l1_hash),
+        })];
+        for (i, (_, d)) in deposits.iter().enumerate() {
+            cands.push(Candidate::Deposit(TxDeposit {
+                source_hash: UserDepositSource::new(l1_hash, i as u64).source_hash(),
+                from: d.from,
+                to: exec::kind(d.to),
+                mint: d.mint,
+                value: d.value,
+                gas_limit: d.gas_limit,
+                is_system_transaction: false,
+                input: d.data.clone(),
+            }));
+        }
+        let base_fee = next_base_fee(&parent.header);
+        {
+            let pool = self.lock_pool();
+            let best = pool.best(base_fee, |a| {
+                view.account(a).ok().flatten().map(|a| a.nonce).unwrap_or(0)
+            });
+            let n = max_user_txs.unwrap_or(usize::MAX);
+            cands.extend(best.into_iter().take(n).map(Candidate::User));
+        }
+        let consumed: Vec<u64> = deposits.iter().map(|(k, _)| *k).collect();
+        let minted: u128 = deposits.iter().map(|(_, d)| d.mint).sum();
+        let sealed = self.build_and_commit(
+            &parent, timestamp, base_fee, cands, view, &consumed, minted, l1_number, l1_seq, None,
+        );
+        drop(r);
+        sealed
+    }
+
+    /// Execute a block given in full (derivation from DA): every transaction must apply.
+    pub fn apply_payload(&self, p: &BlockPayload) -> Result<Sealed> {
+        let _g = self.sealing.lock().unwrap_or_else(|p| p.into_inner());
+        let parent = self.head();
+        if p.number != parent.header.number + 1 {
+            return Err(Error::Invalid(format!(
+                "block {} does not follow the head {}",
+                p.number, parent.header.number
+            )));
+        }
+        let mut cands = Vec::new();
+        let mut minted = 0u128;
+        let (mut l1_number, mut l1_seq) = (0, 0);
+        for (i, raw) in p.txs.iter().enumerate() {
+            let tx = decode_tx(raw)?;
+            match tx {
+                OpTxEnvelope::Deposit(d) => {
+                    let d = d.into_inner();
+                    if i == 0 {
+                        let (seq, n, _, _) = parse_l1_info(&d.input).ok_or_else(|| {
+                            Error::Invalid("tx 0 is not an L1-attributes deposit".into())
+                        })?;
+                        l1_number = n;
+                        l1_seq = seq;
+                    }
+                    minted += d.mint;
+                    cands.push(Candidate::Deposit(d));
+                }
+                other => {
+                    let sender =
+                        alloy_consensus::transaction::SignerRecoverable::recover_signer(&other)
+                            .map_err(|e| Error::Invalid(format!("bad signature in DA: {e}")))?;
+                    cands.push(Candidate::User(Arc::new(PoolTx {
+                        hash: keccak256(raw),
+                        raw: Bytes::copy_from_slice(raw),
+                        nonce: other.nonce(),
+                        gas_limit: other.gas_limit(),
+                        max_fee: other.max_fee_per_gas(),
+                        tip: other
+                            .max_priority_fee_per_gas()
+                            .unwrap_or(other.max_fee_per_gas()),
+                        tx: other,
+                        sender,
+                        seq: 0,
+                    })));
+                }
+            }
+        }
+        let base_fee = next_base_fee(&parent.header);
+        let r = self.db.begin_read()?;
+        let view = StateView::new(&r)?;
+        let n = cands.len();
+        let sealed = self.build_and_commit(
+            &parent,
+            p.timestamp,
+            base_fee,
+            cands,
+            view,
+            &[],
+            minted,
+            l1_number,
+            l1_seq,
+            Some(n),
+        )?;
+        if sealed.hash != p.hash {
+            return Err(Error::Invalid(format!(
+                "block {} re-executes to hash {} but DA says {}",
+                p.number, sealed.hash, p.hash
+            )));
+        }
+        Ok(sealed)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private call site per mode; a struct adds nothing
+    fn build_and_commit(
+        &self,
+        parent: &Head,
+        timestamp: u64,
+        base_fee: u64,
+        cands: Vec<Candidate>,
+        view: StateView,
+        consumed_deposits: &[u64],
+        minted: u128,
+        l1_number: u64,
+        l1_seq: u64,
+        must_include: Option<usize>,
+    ) -> Result<Sealed> {
+        let started = std::time::Instant::now();
+        let number = parent.header.number + 1;
+        let prevrandao = keccak256([parent.hash.as_slice(), b"prevrandao"].concat());
+        let params = BlockParams {
+            number,
+            timestamp,
+            base_fee,
+            gas_limit: genesis::GAS_LIMIT,
+            prevrandao,
+            beneficiary: genesis::SEQUENCER_FEE_VAULT,
+        };
+        let block_env = exec::block_env(&params);
+        let cfg = exec::cfg(self.genesis.chain_id);
+        let mut cache = CacheDB::new(&view);
+        let mut changes: BTreeMap<Address, Change> = BTreeMap::new();
+        let mut body = StoredBody::default();
+        let mut receipts: Vec<StoredReceipt> = Vec::new();
+        let mut cumulative = 0u64;
+        let mut dropped: Vec<B256> = Vec::new();
+        let mut mined: Vec<B256> = Vec::new();
+        let mut user_txs = 0;
+        for cand in cands {
+            let (env, raw, sender, ty, deposit_nonce, gas_limit, price) = match &cand {
+                Candidate::Deposit(d) => {
+                    let nonce = revm::Database::basic(&mut cache, d.from)
+                        .map_err(|e| Error::Evm(e.to_string()))?
+                        .map(|a| a.nonce)
+                        .unwrap_or(0);
+                    let mut raw = Vec::new();
+                    d.encode_2718(&mut raw);
+                    (
+                        exec::deposit_env(d)?,
+                        raw,
+                        d.from,
+                        op_alloy_consensus::DEPOSIT_TX_TYPE_ID,
+                        Some(nonce),
+                        d.gas_limit,
+                        0u128,
+                    )
+                }
+                Candidate::User(t) => {
+                    if t.gas_limit > genesis::GAS_LIMIT - cumulative {
+                        if must_include.is_some() {
+                            return Err(Error::Invalid("block over its gas limit".into()));
+                        }
+                        continue;
+                    }
+                    let price = t.effective_tip(base_fee).unwrap_or(0) + u128::from(base_fee);
+                    (
+                        exec::tx_env(&t.tx, t.sender)?,
+                        t.raw.to_vec(),
+                        t.sender,
+                        t.tx.tx_type() as u8,
+                        None,
+                        t.gas_limit,
+                        price,
+                    )
+                }
+            };
+            let _ = gas_limit;
+            let out = exec::transact(&mut cache, &block_env, &cfg, env)?;
+            let res = match out {
+                Ok(r) => r,
+                Err(why) => {
+                    if must_include.is_some() {
+                        return Err(Error::Invalid(format!("a DA transaction fails: {why}")));
+                    }
+                    if let Candidate::User(t) = &cand {
+                        tracing::debug!(tx = %t.hash, %why, "dropping a pool transaction");
+                        dropped.push(t.hash);
+                    }
+                    continue;
+                }
+            };
+            absorb(&mut changes, &res.state);
+            cache.commit(res.state);
+            let gas_used = res.result.tx_gas_used();
+            cumulative += gas_used;
+            let logs: Vec<StoredLog> = res
+                .result
+                .logs()
+                .iter()
+                .map(|l| StoredLog {
+                    address: l.address.0.0,
+                    topics: l.topics().iter().map(|t| t.0).collect(),
+                    data: l.data.data.to_vec(),
+                })
+                .collect();
+            let contract_address = match &res.result {
+                ExecutionResult::Success {
+                    output: revm::context::result::Output::Create(_, Some(a)),
+                    ..
+                } => Some(a.0.0),
+                _ => None,
+            };
+            receipts.push(StoredReceipt {
+                tx_type: ty,
+                status: res.result.is_success(),
+                cumulative_gas_used: cumulative,
+                gas_used,
+                effective_gas_price: price,
+                logs,
+                contract_address,
+                deposit_nonce,
+            });
+            if let Candidate::User(t) = &cand {
+                mined.push(t.hash);
+                user_txs += 1;
+            }
+            body.senders.push(sender.0.0);
+            body.txs.push(raw);
+        }
+        drop(cache);
+        let execute = started.elapsed();
+
+        let w = self.db.begin_write()?;
+        let state_started = std::time::Instant::now();
+        let (state_root, passer_root) = apply_state(&w, changes)?;
+        let state_time = state_started.elapsed();
+        drop(view);
+        let envelopes: Vec<OpReceiptEnvelope> = receipts.iter().map(receipt_envelope).collect();
+        let receipts_root =
+            alloy_trie::root::ordered_trie_root_with_encoder(&envelopes, |r, buf| {
+                r.encode_2718(buf)
+            });
+        let transactions_root =
+            alloy_trie::root::ordered_trie_root_with_encoder(&body.txs, |t, buf| {
+                buf.extend_from_slice(t)
+            });
+        let mut logs_bloom = Bloom::ZERO;
+        for r in &receipts {
+            logs_bloom |= receipt_bloom(r);
+        }
+        let header = Header {
+            parent_hash: parent.hash,
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            beneficiary: genesis::SEQUENCER_FEE_VAULT,
+            state_root,
+            transactions_root,
+            receipts_root,
+            logs_bloom,
+            difficulty: U256::ZERO,
+            number,
+            gas_limit: genesis::GAS_LIMIT,
+            gas_used: cumulative,
+            timestamp,
+            extra_data: Bytes::new(),
+            mix_hash: prevrandao,
+            nonce: Default::default(),
+            base_fee_per_gas: Some(base_fee),
+            withdrawals_root: Some(passer_root),
+            blob_gas_used: Some(0),
+            excess_blob_gas: Some(0),
+            parent_beacon_block_root: Some(B256::ZERO),
+            requests_hash: Some(EMPTY_REQUESTS_HASH),
+            block_access_list_hash: None,
+            slot_number: None,
+        };
+        let hash = store_block(&w, &header, &body, &receipts)?;
+        {
+            let mut m = w.open_table(META)?;
+            m.insert("l1_number", l1_number)?;
+            m.insert("l1_seq", l1_seq)?;
+            let mut d = w.open_table(DEPOSITS)?;
+            for k in consumed_deposits {
+                d.remove(*k)?;
+            }
+            let mut p = w.open_table(POOL)?;
+            for h in mined.iter().chain(&dropped) {
+                p.remove(h.0)?;
+            }
+            if minted > 0 {
+                let mut s = w.open_table(SUPPLY)?;
+                let before = s
+                    .get("minted")?
+                    .map(|v| U256::from_be_bytes(v.value()))
+                    .unwrap_or_default();
+                s.insert("minted", (before + U256::from(minted)).to_be_bytes::<32>())?;
+            }
+        }
+        w.commit()?;
+        *self.head.write().unwrap_or_else(|p| p.into_inner()) = Head {
+            header: header.clone(),
+            hash,
+        };
+        {
+            let mut pool = self.lock_pool();
+            for h in mined.iter().chain(&dropped) {
+                pool.remove(h);
+            }
+            // Replacements of mined nonces can no longer run.
+            let senders: BTreeSet<Address> =
+                body.senders.iter().map(|s| Address::from(*s)).collect();
+            if !senders.is_empty() {
+                let r = self.db.begin_read()?;
+                let view = StateView::new(&r)?;
+                for s in senders {
+                    let n = view.account(&s)?.map(|a| a.nonce).unwrap_or(0);
+                    let stale = pool.prune_sender(&s, n);
+                    if !stale.is_empty() {
+                        drop(pool);
+                        let w = self.db.begin_write()?;
+                        {
+                            let mut p = w.open_table(POOL)?;
+                            for h in &stale {
+                                p.remove(h.0)?;
+                            }
+                        }
+                        w.commit()?;
+                        pool = self.lock_pool();
+                    }
+                }
+            }
+        }
+        Ok(Sealed {
+            payload: BlockPayload {
+                number,
+                timestamp,
+                txs: body.txs.clone(),
+                hash,
+            },
+            header,
+            hash,
+            user_txs,
+            timings: SealTimings {
+                execute,
+                state_root: state_time,
+                commit: started.elapsed().saturating_sub(execute + state_time),
+            },
+        })
+    }
+
+    // ---- queries -------------------------------------------------------------------------
+
+    /// A read snapshot of the state at the head.
+    pub fn state(&self) -> Result<(redb::ReadTransaction, StateView)> {
+        let r = self.db.begin_read()?;
+        let v = StateView::new(&r)?;
+        Ok((r, v))
+    }
+
+    /// An account at the head (default when absent).
+    pub fn account(&self, addr: &Address) -> Result<StoredAccount> {
+        let (_r, v) = self.state()?;
+        Ok(v.account(addr)?.unwrap_or(StoredAccount {
+            code_hash: KECCAK_EMPTY,
+            storage_root: EMPTY_ROOT_HASH,
+            ..Default::default()
+        }))
+    }
+
+    /// The nonce the sender's next transaction should use, counting the pool.
+    pub fn pending_nonce(&self, addr: &Address) -> Result<u64> {
+        let n = self.account(addr)?.nonce;
+        Ok(self.lock_pool().pending_nonce(addr, n))
+    }
+
+    /// A storage slot at the head.
+    pub fn storage_at(&self, addr: &Address, slot: U256) -> Result<U256> {
+        let (_r, v) = self.state()?;
+        v.slot(addr, &slot)
+    }
+
+    /// Code at the head.
+    pub fn code(&self, addr: &Address) -> Result<Bytes> {
+        let (_r, v) = self.state()?;
+        let Some(a) = v.account(addr)? else {
+            return Ok(Bytes::new());
+        };
+        if a.code_hash == KECCAK_EMPTY {
+            return Ok(Bytes::new());
+        }
+        Ok(v.code(&a.code_hash)?.unwrap_or_default().into())
+    }
+
+    /// Total OPEN in existence: genesis plus deposits' mints.
+    pub fn expected_supply(&self) -> Result<U256> {
+        let r = self.db.begin_read()?;
+        let minted = open_ro(&r, SUPPLY)?
+            .and_then(|t| {
+                t.get("minted")
+                    .ok()
+                    .flatten()
+                    .map(|v| U256::from_be_bytes(v.value()))
+            })
+            .unwrap_or_default();
+        Ok(U256::from(genesis::TOTAL_SUPPLY) + minted)
+    }
+
+    /// Sum of all balances (reads every account).
+    pub fn total_balance(&self) -> Result<U256> {
+        let (_r, v) = self.state()?;
+        v.total_balance()
+    }
+
+    /// Header and hash of block `n`.
+    pub fn header(&self, n: u64) -> Result<Option<(Header, B256)>> {
+        let r = self.db.begin_read()?;
+        Ok(read_header(&r, n)?.map(|h| {
+            let hash = h.hash_slow();
+            (h, hash)
+        }))
+    }
+
+    /// The number of the block with `hash`.
+    pub fn block_number(&self, hash: &B256) -> Result<Option<u64>> {
+        let r = self.db.begin_read()?;
+        let Some(t) = open_ro(&r, BLOCK_NUMBERS)? else {
+            return Ok(None);
+        };
+        Ok(t.get(hash.0)?.map(|v| v.value()))
+    }
+
+    /// A block with its transactions.
+    pub fn block(&self, n: u64) -> Result<Option<BlockInfo>> {
+        let r = self.db.begin_read()?;
+        let Some(header) = read_header(&r, n)? else {
+            return Ok(None);
+        };
+        let hash = header.hash_slow();
+        let body = read_body(&r, n)?;
+        let receipts = read_receipts(&r, n)?;
+        let mut txs = Vec::with_capacity(body.txs.len());
+        let mut size = alloy_rlp::Encodable::length(&header) + 3;
+        for (i, raw) in body.txs.iter().enumerate() {
+            size += raw.len();
+            txs.push(TxInfo {
+                tx: decode_tx(raw)?,
+                hash: keccak256(raw),
+                from: Address::from(body.senders.get(i).copied().unwrap_or_default()),
+                block: Some((hash, n, i as u64)),
+                base_fee: header.base_fee_per_gas,
+                deposit_nonce: receipts.get(i).and_then(|r| r.deposit_nonce),
+            });
+        }
+        Ok(Some(BlockInfo {
+            header,
+            hash,
+            txs,
+            size: size as u64,
+        }))
+    }
+
+    /// A transaction by hash (mined, or pending in the pool).
+    pub fn transaction(&self, hash: &B256) -> Result<Option<TxInfo>> {
+        let r = self.db.begin_read()?;
+        let at = match open_ro(&r, TX_INDEX)? {
+            None => None,
+            Some(t) => t.get(hash.0)?.map(|v| v.value()),
+        };
+        let Some((n, i)) = at else {
+            return Ok(self.lock_pool().get(hash).map(|t| TxInfo {
+                tx: t.tx.clone(),
+                hash: t.hash,
+                from: t.sender,
+                block: None,
+                base_fee: None,
+                deposit_nonce: None,
+            }));
+        };
+        let header =
+            read_header(&r, n)?.ok_or_else(|| Error::Corrupt("indexed block missing".into()))?;
+        let body = read_body(&r, n)?;
+        let receipts = read_receipts(&r, n)?;
+        let i = i as usize;
+        let raw = body
+            .txs
+            .get(i)
+            .ok_or_else(|| Error::Corrupt("indexed tx missing".into()))?;
+        Ok(Some(TxInfo {
+            tx: decode_tx(raw)?,
+            hash: *hash,
+            from: Address::from(body.senders.get(i).copied().unwrap_or_default()),
+            block: Some((header.hash_slow(), n, i as u64)),
+            base_fee: header.base_fee_per_gas,
+            deposit_nonce: receipts.get(i).and_then(|r| r.deposit_nonce),
+        }))
+    }
+
+    /// The receipts of block `n`, as RPC shows them.
+    pub fn block_receipts(&self, n: u64) -> Result<Option<Vec<ReceiptInfo>>> {
+        let r = self.db.begin_read()?;
+        let Some(header) = read_header(&r, n)? else {
+            return Ok(None);
+        };
+        let hash = header.hash_slow();
+        let body = read_body(&r, n)?;
+        let receipts = read_receipts(&r, n)?;
+        let mut out = Vec::new();
+        let mut log_index = 0u64;
+        for (i, rc) in receipts.into_iter().enumerate() {
+            let raw = body
+                .txs
+                .get(i)
+                .ok_or_else(|| Error::Corrupt("receipt without tx".into()))?;
+            let tx = decode_tx(raw)?;
+            let n_logs = rc.logs.len() as u64;
+            out.push(ReceiptInfo {
+                logs_bloom: receipt_bloom(&rc),
+                receipt: rc,
+                tx_hash: keccak256(raw),
+                index: i as u64,
+                block_hash: hash,
+                block_number: n,
+                from: Address::from(body.senders.get(i).copied().unwrap_or_default()),
+                to: tx.to(),
+                first_log_index: log_index,
+            });
+            log_index += n_logs;
+        }
+        Ok(Some(out))
+    }
+
+    /// A receipt by transaction hash.
+    pub fn receipt(&self, hash: &B256) -> Result<Option<ReceiptInfo>> {
+        let at = {
+            let r = self.db.begin_read()?;
+            match open_ro(&r, TX_INDEX)? {
+                None => None,
+                Some(t) => t.get(hash.0)?.map(|v| v.value()),
+            }
+        };
+        let Some((n, i)) = at else { return Ok(None) };
+        let mut all = self.block_receipts(n)?.unwrap_or_default();
+        if (i as usize) >= all.len() {
+            return Err(Error::Corrupt(format!(
+                "tx index names receipt {i} of block {n}"
+            )));
+        }
+        Ok(Some(all.swap_remove(i as usize)))
+    }
+
+    /// eth_getLogs.
+    pub fn logs(&self, f: &LogFilter) -> Result<Vec<LogInfo>> {
+        if f.to < f.from {
+            return Ok(Vec::new());
+        }
+        if f.to - f.from >= MAX_LOG_RANGE {
+            return Err(Error::Invalid(format!(
+                "query exceeds max block range {MAX_LOG_RANGE}"
+            )));
+        }
+        let r = self.db.begin_read()?;
+        // Candidate blocks from the indexes when the filter names addresses or topics.
+        let mut blocks: Option<BTreeSet<u64>> = None;
+        if !f.addresses.is_empty() {
+            let mut s = BTreeSet::new();
+            if let Some(t) = open_ro(&r, LOG_ADDRESSES)? {
+                for a in &f.addresses {
+                    for e in t.range((a.0.0, f.from)..=(a.0.0, f.to))? {
+                        s.insert(e?.0.value().1);
+                    }
+                }
+            }
+            blocks = Some(s);
+        } else if let Some(Some(ts)) = f
+            .topics
+            .iter()
+            .find(|t| t.as_ref().is_some_and(|v| !v.is_empty()))
+        {
+            let mut s = BTreeSet::new();
+            if let Some(t) = open_ro(&r, LOG_TOPICS)? {
+                for topic in ts {
+                    for e in t.range((topic.0, f.from)..=(topic.0, f.to))? {
+                        s.insert(e?.0.value().1);
+                    }
+                }
+            }
+            blocks = Some(s);
+        }
+        let blocks: Vec<u64> = match blocks {
+            Some(s) => s.into_iter().collect(),
+            None => (f.from..=f.to).collect(),
+        };
+        let mut out = Vec::new();
+        for n in blocks {
+            let Some(header) = read_header(&r, n)? else {
+                break;
+            };
+            let hash = header.hash_slow();
+            let body = read_body(&r, n)?;
+            let mut log_index = 0u64;
+            for (i, rc) in read_receipts(&r, n)?.into_iter().enumerate() {
+                for l in rc.logs {
+                    let idx = log_index;
+                    log_index += 1;
+                    if !f.addresses.is_empty() && !f.addresses.iter().any(|a| a.0.0 == l.address) {
+                        continue;
+                    }
+                    let topics_ok = f.topics.iter().enumerate().all(|(p, want)| match want {
+                        None => true,
+                        Some(v) if v.is_empty() => true,
+                        Some(v) => l.topics.get(p).is_some_and(|t| v.iter().any(|w| w.0 == *t)),
+                    });
+                    if !topics_ok {
+                        continue;
+                    }
+                    out.push(LogInfo {
+                        log: l,
+                        block_hash: hash,
+                        block_number: n,
+                        block_timestamp: header.timestamp,
+                        tx_hash: keccak256(body.txs.get(i).map(Vec::as_slice).unwrap_or_default()),
+                        tx_index: i as u64,
+                        log_index: idx,
+                    });
+                    if out.len() > MAX_LOGS {
+                        return Err(Error::Invalid(format!(
+                            "query returned more than {MAX_LOGS} results"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// eth_getProof at the head.
+    pub fn proof(&self, addr: &Address, slots: &[B256]) -> Result<AccountProof> {
+        let (_r, v) = self.state()?;
+        let account = v.account(addr)?.unwrap_or(StoredAccount {
+            code_hash: KECCAK_EMPTY,
+            storage_root: EMPTY_ROOT_HASH,
+            ..Default::default()
+        });
+        let ha = keccak256(addr);
+        let account_proof = trie::proof(&v, Owner::Accounts, &ha)?
+            .into_iter()
+            .map(Bytes::from)
+            .collect();
+        let mut storage = Vec::new();
+        for s in slots {
+            let value = v.slot(addr, &U256::from_be_bytes(s.0))?;
+            let nodes = if account.storage_root == EMPTY_ROOT_HASH {
+                Vec::new()
+            } else {
+                trie::proof(&v, Owner::Storage(ha), &keccak256(s))?
+                    .into_iter()
+                    .map(Bytes::from)
+                    .collect()
+            };
+            storage.push((*s, value, nodes));
+        }
+        Ok(AccountProof {
+            account,
+            account_proof,
+            storage,
+        })
+    }
+
+    fn call_env(&self, req: &CallRequest, gas: u64) -> Result<OpTransaction<TxEnv>> {
+        let mut b = TxEnv::builder()
+            .caller(req.from.unwrap_or_default())
+            .gas_limit(gas)
+            .kind(exec::kind(req.to))
+            .value(req.value.unwrap_or_default())
+            .data(req.data.clone().unwrap_or_default())
+            .chain_id(Some(self.genesis.chain_id));
+        match (req.gas_price, req.max_fee_per_gas) {
+            (_, Some(max)) => {
+                b = b
+                    .tx_type(Some(2))
+                    .max_fee_per_gas(max)
+                    .gas_priority_fee(Some(req.max_priority_fee_per_gas.unwrap_or(0)));
+            }
+            (Some(p), None) => b = b.tx_type(Some(0)).gas_price(p),
+            (None, None) => {
+                b = b
+                    .tx_type(Some(2))
+                    .max_fee_per_gas(0)
+                    .gas_priority_fee(Some(0))
+            }
+        }
+        if let Some(al) = &req.access_list {
+            b = b.access_list(al.clone());
+        }
+        let base = b.build_fill();
+        let mut op = OpTransaction::new(base);
+        op.enveloped_tx = Some(Bytes::new());
+        Ok(op)
+    }
+
+    fn run_call(
+        &self,
+        req: &CallRequest,
+        gas: u64,
+    ) -> Result<std::result::Result<ExecutionResult<op_revm::OpHaltReason>, String>> {
+        let head = self.head();
+        let (_r, view) = self.state()?;
+        let mut cache = CacheDB::new(&view);
+        let params = BlockParams {
+            number: head.header.number + 1,
+            timestamp: now_secs().max(head.header.timestamp),
+            base_fee: next_base_fee(&head.header),
+            gas_limit: genesis::GAS_LIMIT,
+            prevrandao: head.header.mix_hash,
+            beneficiary: genesis::SEQUENCER_FEE_VAULT,
+        };
+        let block = exec::block_env(&params);
+        let mut cfg = exec::cfg(self.genesis.chain_id);
+        cfg.disable_nonce_check = true;
+        // A call without a price pays nothing (geth's eth_call); with one it is checked.
+        cfg.disable_base_fee = req.gas_price.is_none() && req.max_fee_per_gas.is_none();
+        let env = self.call_env(req, gas)?;
+        Ok(exec::transact(&mut cache, &block, &cfg, env)?.map(|r| r.result))
+    }
+
+    /// eth_call at the head: the return data, or a revert / halt error.
+    pub fn call(&self, req: &CallRequest) -> Result<Bytes> {
+        let gas = req.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
+        match self.run_call(req, gas)? {
+            Ok(r) => exec::call_outcome(&r),
+            Err(why) => Err(Error::Halted(why)),
+        }
+    }
+
+    /// eth_estimateGas: the least gas limit with which the call succeeds.
+    pub fn estimate_gas(&self, req: &CallRequest) -> Result<u64> {
+        let cap = req.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
+        let first = match self.run_call(req, cap)? {
+            Ok(r) => r,
+            Err(why) => return Err(Error::Halted(why)),
+        };
+        if !first.is_success() {
+            exec::call_outcome(&first)?;
+            return Err(Error::Halted("execution failed".into()));
+        }
+        let used = first.tx_gas_used();
+        let ok = |g: u64| -> Result<bool> {
+            Ok(matches!(self.run_call(req, g)?, Ok(r) if r.is_success()))
+        };
+        // Most calls succeed with a little more than they used; try that before searching.
+        let guess = (used.saturating_add(used / 63) + 2_300).min(cap);
+        let (mut lo, mut hi) = if ok(guess)? {
+            (used.saturating_sub(1), guess)
+        } else {
+            (guess, cap)
+        };
+        if ok(used)? {
+            return Ok(used);
+        }
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if ok(mid)? {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Ok(hi)
+    }
+
+    /// eth_feeHistory over `count` blocks ending at `newest`.
+    pub fn fee_history(&self, count: u64, newest: u64, percentiles: &[f64]) -> Result<FeeHistory> {
+        let count = count.clamp(1, 1024).min(newest + 1);
+        let oldest = newest + 1 - count;
+        let mut h = FeeHistory {
+            oldest,
+            base_fees: Vec::new(),
+            gas_used_ratio: Vec::new(),
+            rewards: Vec::new(),
+        };
+        let mut last = None;
+        for n in oldest..=newest {
+            let Some(b) = self.block(n)? else { break };
+            let base = b.header.base_fee_per_gas.unwrap_or_default();
+            h.base_fees.push(u128::from(base));
+            h.gas_used_ratio
+                .push(b.header.gas_used as f64 / b.header.gas_limit.max(1) as f64);
+            if !percentiles.is_empty() {
+                let receipts = self.block_receipts(n)?.unwrap_or_default();
+                let mut tips: Vec<(u128, u64)> = b
+                    .txs
+                    .iter()
+                    .zip(&receipts)
+                    .filter(|(t, _)| !t.tx.is_deposit())
+                    .map(|(t, r)| {
+                        let max = t.tx.max_fee_per_gas();
+                        let tip = t.tx.max_priority_fee_per_gas().unwrap_or(max);
+                        (
+                            tip.min(max.saturating_sub(u128::from(base))),
+                            r.receipt.gas_used,
+                        )
+                    })
+                    .collect();
+                tips.sort();
+                let total: u64 = tips.iter().map(|t| t.1).sum();
+                let row = percentiles
+                    .iter()
+                    .map(|p| {
+                        let target = (total as f64 * p / 100.0) as u64;
+                        let mut acc = 0u64;
+                        for (tip, g) in &tips {
+                            acc += g;
+                            if acc >= target {
+                                return *tip;
+                            }
+                        }
+                        tips.last().map(|t| t.0).unwrap_or(0)
+                    })
+                    .collect();
+                h.rewards.push(row);
+            }
+            last = Some(b.header);
+        }
+        if let Some(l) = last {
+            h.base_fees.push(u128::from(next_base_fee(&l)));
+        }
+        Ok(h)
+    }
+
+    /// The suggested gas price: the next base fee plus the suggested tip.
+    pub fn gas_price(&self) -> u128 {
+        u128::from(next_base_fee(&self.head().header)) + genesis::SUGGESTED_TIP
+    }
+
+    /// Pooled transactions.
+    pub fn pool_len(&self) -> usize {
+        self.lock_pool().len()
+    }
+
+    /// Deposits waiting in the queue.
+    pub fn queued_deposits(&self) -> Result<u64> {
+        let r = self.db.begin_read()?;
+        Ok(match open_ro(&r, DEPOSITS)? {
+            None => 0,
+            Some(t) => redb::ReadableTableMetadata::len(&t)?,
+        })
+    }
+
+    /// The payload of block `n` (for DA).
+    pub fn payload(&self, n: u64) -> Result<Option<BlockPayload>> {
+        let r = self.db.begin_read()?;
+        let Some(h) = read_header(&r, n)? else {
+            return Ok(None);
+        };
+        let body = read_body(&r, n)?;
+        Ok(Some(BlockPayload {
+            number: n,
+            timestamp: h.timestamp,
+            txs: body.txs,
+            hash: h.hash_slow(),
+        }))
+    }
+}
+
+fn read_header(r: &redb::ReadTransaction, n: u64) -> Result<Option<Header>> {
+    let Some(t) = open_ro(r, HEADERS)? else {
+        return Ok(None);
+    };
+    match t.get(n)? {
+        None => Ok(None),
+        Some(v) => Header::decode(&mut v.value())
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("header {n}: {e}"))),
+    }
+}
+
+fn read_body(r: &redb::ReadTransaction, n: u64) -> Result<StoredBody> {
+    let Some(t) = open_ro(r, BODIES)? else {
+        return Ok(StoredBody::default());
+    };
+    match t.get(n)? {
+        None => Ok(StoredBody::default()),
+        Some(v) => {
+            postcard::from_bytes(v.value()).map_err(|e| Error::Corrupt(format!("body {n}: {e}")))
+        }
+    }
+}
+
+fn read_receipts(r: &redb::ReadTransaction, n: u64) -> Result<Vec<StoredReceipt>> {
+    let Some(t) = open_ro(r, RECEIPTS)? else {
+        return Ok(Vec::new());
+    };
+    match t.get(n)? {
+        None => Ok(Vec::new()),
+        Some(v) => postcard::from_bytes(v.value())
+            .map_err(|e| Error::Corrupt(format!("receipts {n}: {e}"))),
+    }
+}
+
+/// Write a block's header, body, receipts and indexes; returns its hash.
+fn store_block(
+    w: &WriteTransaction,
+    header: &Header,
+    body: &StoredBody,
+    receipts: &[StoredReceipt],
+) -> Result<B256> {
+    let hash = header.hash_slow();
+    let n = header.number;
+    w.open_table(HEADERS)?
+        .insert(n, alloy_rlp::encode(header).as_slice())?;
+    w.open_table(CANONICAL)?.insert(n, hash.0)?;
+    w.open_table(BLOCK_NUMBERS)?.insert(hash.0, n)?;
+    let body_bytes = postcard::to_allocvec(body).map_err(|e| Error::Internal(e.to_string()))?;
+    w.open_table(BODIES)?.insert(n, body_bytes.as_slice())?;
+    let rc_bytes =
+        postcard::to_allocvec(&receipts.to_vec()).map_err(|e| Error::Internal(e.to_string()))?;
+    w.open_table(RECEIPTS)?.insert(n, rc_bytes.as_slice())?;
+    {
+        let mut ix = w.open_table(TX_INDEX)?;
+        for (i, raw) in body.txs.iter().enumerate() {
+            ix.insert(keccak256(raw).0, (n, i as u32))?;
+        }
+        let mut la = w.open_table(LOG_ADDRESSES)?;
+        let mut lt = w.open_table(LOG_TOPICS)?;
+        for r in receipts {
+            for l in &r.logs {
+                la.insert((l.address, n), ())?;
+                for t in &l.topics {
+                    lt.insert((*t, n), ())?;
+                }
+            }
+        }
+    }
+    w.open_table(META)?.insert("head", n)?;
+    Ok(hash)
+}
+
+/// Apply a block's account changes to the flat state and the tries; returns the state root
+/// and the L2ToL1MessagePasser's storage root.
+fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Result<(B256, B256)> {
+    let mut accounts = w.open_table(ACCOUNTS)?;
+    let mut storage = w.open_table(STORAGE)?;
+    let mut code = w.open_table(CODE)?;
+    let mut tries = w.open_table(TRIE)?;
+    let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
+    for (addr, ch) in changes {
+        let ha = keccak256(addr);
+        let old = match accounts.get(ha.0)? {
+            None => None,
+            Some(v) => Some(StoredAccount::decode(v.value())?),
+        };
+        let mut storage_root = old.map(|a| a.storage_root).unwrap_or(EMPTY_ROOT_HASH);
+        if ch.wipe || ch.deleted {
+            if storage_root != EMPTY_ROOT_HASH {
+                storage.retain_in((ha.0, [0u8; 32])..=(ha.0, [0xffu8; 32]), |_, _| false)?;
+                let lo = Owner::Storage(ha).prefix();
+                let mut hi = lo.clone();
+                hi.push(0xff);
+                tries.retain_in(lo.as_slice()..hi.as_slice(), |_, _| false)?;
+            }
+            storage_root = EMPTY_ROOT_HASH;
+        }
+        let Some(info) = ch.info.filter(|_| !ch.deleted) else {
+            if old.is_some() {
+                accounts.remove(ha.0)?;
+                leaves.push((ha, None));
+            }
+            continue;
+        };
+        if !ch.storage.is_empty() {
+            let writes = {
+                let mut up = TrieUpdate::new(&tries, Owner::Storage(ha));
+                for (slot, val) in &ch.storage {
+                    let hs = keccak256(slot.to_be_bytes::<32>());
+                    if val.is_zero() {
+                        storage.remove((ha.0, hs.0))?;
+                        up.set(&hs, None)?;
+                    } else {
+                        storage.insert((ha.0, hs.0), val.to_be_bytes::<32>())?;
+                        up.set(&hs, Some(&alloy_rlp::encode(val)))?;
+                    }
+                }
+                storage_root = up.root()?;
+                up.into_writes()
+            };
+            for (k, v) in writes {
+                match v {
+                    Some(v) => tries.insert(k.as_slice(), v.as_slice())?,
+                    None => tries.remove(k.as_slice())?,
+                };
+            }
+        }
+        if let Some(c) = &ch.code {
+            code.insert(info.code_hash.0, c.as_ref())?;
+        }
+        let sa = StoredAccount {
+            nonce: info.nonce,
+            balance: info.balance,
+            code_hash: info.code_hash,
+            storage_root,
+        };
+        accounts.insert(ha.0, sa.encode().as_slice())?;
+        leaves.push((ha, Some(sa.trie_rlp())));
+    }
+    let (root, writes) = {
+        let mut up = TrieUpdate::new(&tries, Owner::Accounts);
+        for (k, v) in &leaves {
+            up.set(k, v.as_deref())?;
+        }
+        let root = up.root()?;
+        (root, up.into_writes())
+    };
+    for (k, v) in writes {
+        match v {
+            Some(v) => tries.insert(k.as_slice(), v.as_slice())?,
+            None => tries.remove(k.as_slice())?,
+        };
+    }
+    let passer = match accounts.get(keccak256(genesis::L2_TO_L1_MESSAGE_PASSER).0)? {
+        None => EMPTY_ROOT_HASH,
+        Some(v) => StoredAccount::decode(v.value())?.storage_root,
+    };
+    Ok((root, passer))
+}

@@ -1,0 +1,314 @@
+//! The ledger's redb tables and key encodings (its on-disk format), and the state as revm
+//! reads it.
+//!
+//! The ledger has its own redb file (`DATA_DIR/ledger.redb`): the sequencer is its only
+//! writer, one write transaction per sealed block, so block production never waits on the
+//! datanet store's group commits. Everything here is the source of truth except
+//! [`LOG_ADDRESSES`] and [`LOG_TOPICS`], which are indexes over [`RECEIPTS`].
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | u64 (`head`, `l1_number`, `l1_seq`, `deposit_next`, `genesis_time`) |
+//! | `accounts` | keccak(address) | nonce u64 BE ‖ balance 32 ‖ code hash 32 ‖ storage root 32 |
+//! | `storage` | (keccak(address), keccak(slot)) | value, 32 bytes BE (zero values absent) |
+//! | `code` | code hash | bytecode |
+//! | `trie` | owner ‖ nibble path (see [`crate::trie`]) | trie node |
+//! | `headers` | number | RLP header |
+//! | `canonical` | number | block hash |
+//! | `block_numbers` | block hash | number |
+//! | `bodies` | number | postcard [`StoredBody`] |
+//! | `receipts` | number | postcard `Vec<StoredReceipt>` |
+//! | `tx_index` | tx hash | (number, index) |
+//! | `log_addresses` | (address, number) | () — blocks with logs of an address |
+//! | `log_topics` | (topic, number) | () — blocks with logs carrying a topic |
+//! | `pool` | tx hash | raw signed transaction (pending, survives restart) |
+//! | `deposits` | queue number | postcard [`crate::DepositRequest`] (dev L1 queue) |
+//! | `supply` | name | U256 BE (`minted` by deposits) |
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition};
+use revm::bytecode::Bytecode;
+use revm::database_interface::{DBErrorMarker, DatabaseRef};
+use revm::state::AccountInfo;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::trie::NodeSource;
+
+/// Small named counters.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Accounts by hashed address.
+pub const ACCOUNTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("accounts");
+/// Storage slots by (hashed address, hashed slot).
+pub const STORAGE: TableDefinition<([u8; 32], [u8; 32]), [u8; 32]> =
+    TableDefinition::new("storage");
+/// Contract code by hash.
+pub const CODE: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("code");
+/// Trie nodes by owner and path.
+pub const TRIE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trie");
+/// RLP headers by number.
+pub const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
+/// Block hash by number.
+pub const CANONICAL: TableDefinition<u64, [u8; 32]> = TableDefinition::new("canonical");
+/// Block number by hash.
+pub const BLOCK_NUMBERS: TableDefinition<[u8; 32], u64> = TableDefinition::new("block_numbers");
+/// Transactions of a block.
+pub const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+/// Receipts of a block.
+pub const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
+/// Where a transaction is: (block number, index).
+pub const TX_INDEX: TableDefinition<[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+/// Blocks holding logs of an address.
+pub const LOG_ADDRESSES: TableDefinition<([u8; 20], u64), ()> =
+    TableDefinition::new("log_addresses");
+/// Blocks holding logs with a topic.
+pub const LOG_TOPICS: TableDefinition<([u8; 32], u64), ()> = TableDefinition::new("log_topics");
+/// Pending transactions.
+pub const POOL: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("pool");
+/// The dev L1 deposit queue.
+pub const DEPOSITS: TableDefinition<u64, &[u8]> = TableDefinition::new("deposits");
+/// Supply counters.
+pub const SUPPLY: TableDefinition<&str, [u8; 32]> = TableDefinition::new("supply");
+
+/// An account as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredAccount {
+    /// Nonce.
+    pub nonce: u64,
+    /// Balance in wei.
+    pub balance: U256,
+    /// keccak of the code (`KECCAK_EMPTY` for none).
+    pub code_hash: B256,
+    /// Root of the storage trie.
+    pub storage_root: B256,
+}
+
+impl StoredAccount {
+    /// The fixed 104-byte encoding.
+    pub fn encode(&self) -> [u8; 104] {
+        let mut out = [0u8; 104];
+        out[..8].copy_from_slice(&self.nonce.to_be_bytes());
+        out[8..40].copy_from_slice(&self.balance.to_be_bytes::<32>());
+        out[40..72].copy_from_slice(self.code_hash.as_slice());
+        out[72..].copy_from_slice(self.storage_root.as_slice());
+        out
+    }
+
+    /// Read the 104-byte encoding.
+    pub fn decode(b: &[u8]) -> Result<Self> {
+        if b.len() != 104 {
+            return Err(Error::Corrupt(format!(
+                "account record of {} bytes",
+                b.len()
+            )));
+        }
+        let mut nonce = [0u8; 8];
+        nonce.copy_from_slice(&b[..8]);
+        Ok(StoredAccount {
+            nonce: u64::from_be_bytes(nonce),
+            balance: U256::from_be_slice(&b[8..40]),
+            code_hash: B256::from_slice(&b[40..72]),
+            storage_root: B256::from_slice(&b[72..]),
+        })
+    }
+
+    /// The account's leaf in the state trie.
+    pub fn trie_rlp(&self) -> Vec<u8> {
+        alloy_rlp::encode(alloy_trie::TrieAccount {
+            nonce: self.nonce,
+            balance: self.balance,
+            storage_root: self.storage_root,
+            code_hash: self.code_hash,
+        })
+    }
+}
+
+/// A block's transactions as stored: EIP-2718 bytes and recovered senders.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoredBody {
+    /// Each transaction, EIP-2718 encoded.
+    pub txs: Vec<Vec<u8>>,
+    /// The sender of each.
+    pub senders: Vec<[u8; 20]>,
+}
+
+/// A log as stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredLog {
+    /// Emitting contract.
+    pub address: [u8; 20],
+    /// Topics.
+    pub topics: Vec<[u8; 32]>,
+    /// Data.
+    pub data: Vec<u8>,
+}
+
+/// A receipt as stored, with what RPC needs beside the consensus fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredReceipt {
+    /// EIP-2718 type.
+    pub tx_type: u8,
+    /// Success.
+    pub status: bool,
+    /// Gas used by the block up to and including this transaction.
+    pub cumulative_gas_used: u64,
+    /// Gas used by this transaction.
+    pub gas_used: u64,
+    /// Price per gas paid.
+    pub effective_gas_price: u128,
+    /// Logs.
+    pub logs: Vec<StoredLog>,
+    /// Address of a created contract.
+    pub contract_address: Option<[u8; 20]>,
+    /// Deposits: the sender's nonce before the deposit (post-Regolith receipts).
+    pub deposit_nonce: Option<u64>,
+}
+
+/// Open a table of a read transaction; a table never written yet reads as absent.
+pub fn open_ro<K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>> {
+    match tx.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The storage table as read.
+type StorageTable = ReadOnlyTable<([u8; 32], [u8; 32]), [u8; 32]>;
+
+/// The state of the newest block, read from one read transaction, as revm reads it.
+pub struct StateView {
+    accounts: Option<ReadOnlyTable<[u8; 32], &'static [u8]>>,
+    storage: Option<StorageTable>,
+    code: Option<ReadOnlyTable<[u8; 32], &'static [u8]>>,
+    canonical: Option<ReadOnlyTable<u64, [u8; 32]>>,
+    trie: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+}
+
+impl std::fmt::Debug for StateView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateView")
+    }
+}
+
+/// The error revm sees from [`StateView`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct DbFault(pub String);
+
+impl DBErrorMarker for DbFault {}
+
+impl From<Error> for DbFault {
+    fn from(e: Error) -> Self {
+        DbFault(e.to_string())
+    }
+}
+
+impl StateView {
+    /// Open the state tables of `tx`.
+    pub fn new(tx: &ReadTransaction) -> Result<Self> {
+        Ok(StateView {
+            accounts: open_ro(tx, ACCOUNTS)?,
+            storage: open_ro(tx, STORAGE)?,
+            code: open_ro(tx, CODE)?,
+            canonical: open_ro(tx, CANONICAL)?,
+            trie: open_ro(tx, TRIE)?,
+        })
+    }
+
+    /// The stored account at `address`.
+    pub fn account(&self, address: &Address) -> Result<Option<StoredAccount>> {
+        let Some(t) = &self.accounts else {
+            return Ok(None);
+        };
+        match t.get(keccak256(address).0)? {
+            None => Ok(None),
+            Some(v) => StoredAccount::decode(v.value()).map(Some),
+        }
+    }
+
+    /// A storage slot.
+    pub fn slot(&self, address: &Address, slot: &U256) -> Result<U256> {
+        let Some(t) = &self.storage else {
+            return Ok(U256::ZERO);
+        };
+        let key = (keccak256(address).0, keccak256(slot.to_be_bytes::<32>()).0);
+        Ok(t.get(key)?
+            .map(|v| U256::from_be_bytes(v.value()))
+            .unwrap_or_default())
+    }
+
+    /// Code by hash.
+    pub fn code(&self, hash: &B256) -> Result<Option<Vec<u8>>> {
+        let Some(t) = &self.code else {
+            return Ok(None);
+        };
+        Ok(t.get(hash.0)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Sum of every balance (the supply check; reads the whole account table).
+    pub fn total_balance(&self) -> Result<U256> {
+        let Some(t) = &self.accounts else {
+            return Ok(U256::ZERO);
+        };
+        let mut sum = U256::ZERO;
+        for r in t.iter()? {
+            let (_, v) = r?;
+            sum += StoredAccount::decode(v.value())?.balance;
+        }
+        Ok(sum)
+    }
+}
+
+impl NodeSource for StateView {
+    fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(t) = &self.trie else {
+            return Ok(None);
+        };
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+}
+
+impl NodeSource for redb::Table<'_, &'static [u8], &'static [u8]> {
+    fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(key)?.map(|v| v.value().to_vec()))
+    }
+}
+
+impl DatabaseRef for StateView {
+    type Error = DbFault;
+
+    fn basic_ref(&self, address: Address) -> std::result::Result<Option<AccountInfo>, DbFault> {
+        Ok(self.account(&address)?.map(|a| AccountInfo {
+            balance: a.balance,
+            nonce: a.nonce,
+            code_hash: a.code_hash,
+            account_id: None,
+            code: None,
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> std::result::Result<Bytecode, DbFault> {
+        match self.code(&code_hash)? {
+            Some(c) => Ok(Bytecode::new_raw(c.into())),
+            None => Ok(Bytecode::default()),
+        }
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> std::result::Result<U256, DbFault> {
+        Ok(self.slot(&address, &index)?)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> std::result::Result<B256, DbFault> {
+        let Some(t) = &self.canonical else {
+            return Ok(B256::ZERO);
+        };
+        Ok(t.get(number)
+            .map_err(|e| DbFault(e.to_string()))?
+            .map(|v| B256::from(v.value()))
+            .unwrap_or_default())
+    }
+}

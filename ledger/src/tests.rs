@@ -1,0 +1,463 @@
+//! Tests of the whole ledger: genesis, transfers, contracts, deposits, pool errors, restart,
+//! and the supply invariant after every block.
+
+use std::sync::Arc;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use op_alloy_consensus::OpTxEnvelope;
+
+use crate::chain::{CallRequest, DepositRequest, LogFilter};
+use crate::genesis::{self, Allocation, GenesisConfig, OPEN};
+use crate::pool::PoolConfig;
+use crate::{Error, Ledger, LedgerConfig, TxError};
+
+const CHAIN_ID: u64 = 1612;
+
+/// The first Hardhat/Anvil development keys.
+const KEYS: [&str; 2] = [
+    "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+];
+
+fn signer(i: usize) -> PrivateKeySigner {
+    KEYS[i].parse().expect("key")
+}
+
+fn open(dir: &std::path::Path) -> Ledger {
+    let dev = (0..2).map(|i| signer(i).address()).collect();
+    Ledger::open(
+        &dir.join("ledger.redb"),
+        LedgerConfig {
+            genesis: GenesisConfig {
+                chain_id: CHAIN_ID,
+                timestamp: 1_700_000_000,
+                allocation: Allocation::default(),
+                dev_accounts: dev,
+                operator: signer(0).address(),
+            },
+            pool: PoolConfig::default(),
+        },
+    )
+    .expect("open ledger")
+}
+
+struct Tx {
+    to: Option<Address>,
+    value: U256,
+    data: Vec<u8>,
+    nonce: u64,
+    gas: u64,
+    max_fee: u128,
+    tip: u128,
+}
+
+impl Default for Tx {
+    fn default() -> Self {
+        Tx {
+            to: Some(Address::repeat_byte(0x77)),
+            value: U256::from(OPEN),
+            data: Vec::new(),
+            nonce: 0,
+            gas: 21_000,
+            max_fee: 10_000_000_000,
+            tip: 1_000_000,
+        }
+    }
+}
+
+fn sign(key: usize, t: Tx) -> Vec<u8> {
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce: t.nonce,
+        gas_limit: t.gas,
+        max_fee_per_gas: t.max_fee,
+        max_priority_fee_per_gas: t.tip,
+        to: t.to.map(TxKind::Call).unwrap_or(TxKind::Create),
+        value: t.value,
+        input: t.data.into(),
+        access_list: Default::default(),
+    };
+    let sig = signer(key)
+        .sign_hash_sync(&tx.signature_hash())
+        .expect("sign");
+    OpTxEnvelope::Eip1559(tx.into_signed(sig)).encoded_2718()
+}
+
+fn seal_checked(l: &Ledger) -> crate::chain::Sealed {
+    let s = l.seal(None).expect("seal");
+    assert_eq!(
+        l.total_balance().expect("sum"),
+        l.expected_supply().expect("supply"),
+        "supply changed in block {}",
+        s.header.number
+    );
+    s
+}
+
+fn store_artifact() -> (Vec<u8>, Vec<u8>) {
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("../testdata/store.json")).expect("artifact");
+    let hex =
+        |k: &str| alloy_primitives::hex::decode(v[k].as_str().expect("hex")).expect("valid hex");
+    (hex("bytecode"), hex("runtime"))
+}
+
+fn set_call(x: u64) -> Vec<u8> {
+    let mut d = vec![0x60, 0xfe, 0x47, 0xb1];
+    d.extend_from_slice(&U256::from(x).to_be_bytes::<32>());
+    d
+}
+
+#[test]
+fn genesis_allocates_the_supply() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    assert_eq!(l.head().header.number, 0);
+    assert_eq!(
+        l.total_balance().expect("sum"),
+        U256::from(genesis::TOTAL_SUPPLY)
+    );
+    let dev0 = l.account(&signer(0).address()).expect("dev0");
+    assert_eq!(dev0.balance, U256::from(genesis::DEV_ACCOUNT_OPEN));
+    let community = l
+        .account(&Allocation::default().community)
+        .expect("community");
+    assert_eq!(community.balance, U256::from(517_100_000u128 * OPEN));
+}
+
+#[test]
+fn transfers_pay_fees_to_the_vaults_and_keep_the_supply() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let to = Address::repeat_byte(0x77);
+    let h0 = l.submit_raw(&sign(0, Tx::default())).expect("tx 0");
+    let h1 = l
+        .submit_raw(&sign(
+            0,
+            Tx {
+                nonce: 1,
+                ..Default::default()
+            },
+        ))
+        .expect("tx 1");
+    assert_eq!(l.pending_nonce(&signer(0).address()).expect("nonce"), 2);
+    let b = seal_checked(&l);
+    assert_eq!(b.user_txs, 2);
+    assert_eq!(l.account(&to).expect("to").balance, U256::from(2 * OPEN));
+    let r = l.receipt(&h1).expect("receipt").expect("mined");
+    assert!(r.receipt.status);
+    assert_eq!(r.index, 2, "after the L1-attributes deposit and tx 0");
+    assert!(l.receipt(&h0).expect("r").is_some());
+    let base = l.account(&genesis::BASE_FEE_VAULT).expect("vault").balance;
+    assert_eq!(
+        base,
+        U256::from(2 * 21_000 * u128::from(b.header.base_fee_per_gas.unwrap_or(0)))
+    );
+    let seq = l
+        .account(&genesis::SEQUENCER_FEE_VAULT)
+        .expect("vault")
+        .balance;
+    assert_eq!(seq, U256::from(2 * 21_000 * 1_000_000u128));
+    // Tx 0 is the L1-attributes deposit to the L1Block predeploy.
+    let block = l.block(1).expect("block").expect("exists");
+    assert!(block.txs[0].tx.is_deposit());
+    assert_eq!(
+        alloy_consensus::Transaction::to(&block.txs[0].tx),
+        Some(genesis::L1_BLOCK)
+    );
+    for _ in 0..3 {
+        seal_checked(&l);
+    }
+    assert_eq!(l.head().header.number, 4);
+}
+
+#[test]
+fn refused_transactions_say_why() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    l.submit_raw(&sign(0, Tx::default())).expect("first");
+    let err = |raw: Vec<u8>| match l.submit_raw(&raw) {
+        Err(Error::Tx(e)) => e,
+        other => panic!("expected a tx error, got {other:?}"),
+    };
+    assert_eq!(
+        err(sign(
+            0,
+            Tx {
+                max_fee: 10_500_000_000,
+                ..Default::default()
+            }
+        )),
+        TxError::ReplacementUnderpriced
+    );
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            max_fee: 11_000_000_000,
+            tip: 1_100_000,
+            ..Default::default()
+        },
+    ))
+    .expect("bumped replacement");
+    assert!(matches!(
+        err(sign(
+            1,
+            Tx {
+                value: U256::from(10_000_000u128 * OPEN),
+                ..Default::default()
+            }
+        )),
+        TxError::InsufficientFunds { .. }
+    ));
+    assert!(matches!(
+        err(sign(
+            1,
+            Tx {
+                gas: 20_000,
+                ..Default::default()
+            }
+        )),
+        TxError::IntrinsicGas { .. }
+    ));
+    assert_eq!(
+        err(sign(
+            1,
+            Tx {
+                gas: 40_000_000,
+                ..Default::default()
+            }
+        )),
+        TxError::GasLimit
+    );
+    assert!(matches!(err(vec![0x02, 0xc0]), TxError::Malformed(_)));
+    // Legacy without EIP-155 replay protection.
+    let legacy = TxLegacy {
+        chain_id: None,
+        nonce: 0,
+        gas_price: 10_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(Address::ZERO),
+        value: U256::ZERO,
+        input: Bytes::new(),
+    };
+    let sig = signer(1)
+        .sign_hash_sync(&legacy.signature_hash())
+        .expect("sign");
+    let raw = OpTxEnvelope::Legacy(legacy.into_signed(sig)).encoded_2718();
+    assert!(matches!(err(raw), TxError::WrongChain { have: None, .. }));
+    seal_checked(&l);
+    assert!(matches!(
+        err(sign(
+            0,
+            Tx {
+                max_fee: 20_000_000_000,
+                tip: 2_000_000,
+                ..Default::default()
+            }
+        )),
+        TxError::NonceTooLow { state: 1, tx: 0 }
+    ));
+}
+
+#[test]
+fn contracts_deploy_run_log_and_revert() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let (init, runtime) = store_artifact();
+    let deploy = l
+        .submit_raw(&sign(
+            0,
+            Tx {
+                to: None,
+                value: U256::ZERO,
+                data: init,
+                gas: 200_000,
+                ..Default::default()
+            },
+        ))
+        .expect("deploy");
+    seal_checked(&l);
+    let r = l.receipt(&deploy).expect("r").expect("mined");
+    assert!(r.receipt.status, "deploy failed");
+    let addr = Address::from(r.receipt.contract_address.expect("created"));
+    assert_eq!(addr, signer(0).address().create(0));
+    assert_eq!(l.code(&addr).expect("code").as_ref(), runtime.as_slice());
+
+    let set = l
+        .submit_raw(&sign(
+            0,
+            Tx {
+                to: Some(addr),
+                value: U256::ZERO,
+                data: set_call(42),
+                gas: 100_000,
+                nonce: 1,
+                ..Default::default()
+            },
+        ))
+        .expect("set");
+    seal_checked(&l);
+    let r = l.receipt(&set).expect("r").expect("mined");
+    assert!(r.receipt.status);
+    assert_eq!(r.receipt.logs.len(), 1);
+    let topic = keccak256("Set(address,uint256)");
+    assert_eq!(B256::from(r.receipt.logs[0].topics[0]), topic);
+    assert_eq!(
+        l.storage_at(&addr, U256::ZERO).expect("slot"),
+        U256::from(42)
+    );
+
+    let get = CallRequest {
+        to: Some(addr),
+        data: Some(vec![0x6d, 0x4c, 0xe6, 0x3c].into()),
+        ..Default::default()
+    };
+    let out = l.call(&get).expect("call");
+    assert_eq!(U256::from_be_slice(&out), U256::from(42));
+    match l.call(&CallRequest {
+        data: Some(set_call(0).into()),
+        ..get.clone()
+    }) {
+        Err(Error::Reverted { reason, data }) => {
+            assert_eq!(reason.as_deref(), Some("zero"));
+            assert_eq!(&data[..4], &[0x08, 0xc3, 0x79, 0xa0]);
+        }
+        other => panic!("expected a revert, got {other:?}"),
+    }
+    let est = l
+        .estimate_gas(&CallRequest {
+            from: Some(signer(1).address()),
+            data: Some(set_call(7).into()),
+            ..get.clone()
+        })
+        .expect("estimate");
+    assert!(est > 21_000 && est < 100_000, "{est}");
+
+    let logs = l
+        .logs(&LogFilter {
+            from: 0,
+            to: 2,
+            addresses: vec![addr],
+            topics: vec![Some(vec![topic])],
+        })
+        .expect("logs");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].tx_hash, set);
+    let none = l
+        .logs(&LogFilter {
+            from: 0,
+            to: 2,
+            addresses: vec![Address::ZERO],
+            topics: vec![],
+        })
+        .expect("logs");
+    assert!(none.is_empty());
+    assert!(matches!(
+        l.logs(&LogFilter {
+            from: 0,
+            to: 20_000,
+            ..Default::default()
+        }),
+        Err(Error::Invalid(_))
+    ));
+
+    // Proofs verify against the head state root.
+    let p = l.proof(&addr, &[B256::ZERO]).expect("proof");
+    let root = l.head().header.state_root;
+    alloy_trie::proof::verify_proof(
+        root,
+        alloy_trie::Nibbles::unpack(keccak256(addr)),
+        Some(p.account.trie_rlp()),
+        &p.account_proof,
+    )
+    .expect("account proof");
+    alloy_trie::proof::verify_proof(
+        p.account.storage_root,
+        alloy_trie::Nibbles::unpack(keccak256(B256::ZERO)),
+        Some(alloy_rlp::encode(U256::from(42))),
+        &p.storage[0].2,
+    )
+    .expect("storage proof");
+}
+
+#[test]
+fn deposits_mint_and_restart_keeps_pool_and_chain() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let who = Address::repeat_byte(0x55);
+    let pending;
+    {
+        let l = open(dir.path());
+        l.queue_deposit(&DepositRequest {
+            from: who,
+            to: Some(who),
+            mint: 5 * OPEN,
+            value: U256::from(5 * OPEN),
+            gas_limit: 100_000,
+            data: Bytes::new(),
+        })
+        .expect("deposit");
+        let b = seal_checked(&l);
+        assert_eq!(b.payload.txs.len(), 2);
+        assert_eq!(l.account(&who).expect("who").balance, U256::from(5 * OPEN));
+        assert_eq!(
+            l.expected_supply().expect("supply"),
+            U256::from(genesis::TOTAL_SUPPLY + 5 * OPEN)
+        );
+        pending = l.submit_raw(&sign(1, Tx::default())).expect("pending tx");
+    }
+    let l = open(dir.path());
+    assert_eq!(l.head().header.number, 1);
+    assert_eq!(
+        l.pool_len(),
+        1,
+        "the pending transaction survives a restart"
+    );
+    seal_checked(&l);
+    assert!(l.receipt(&pending).expect("r").is_some());
+}
+
+#[test]
+fn a_follower_replaying_payloads_reaches_the_same_blocks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = Arc::new(open(dir.path()));
+    let (init, _) = store_artifact();
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            to: None,
+            value: U256::ZERO,
+            data: init,
+            gas: 200_000,
+            ..Default::default()
+        },
+    ))
+    .expect("deploy");
+    let addr = signer(0).address().create(0);
+    let mut payloads = vec![seal_checked(&l).payload];
+    for i in 1..6u64 {
+        l.submit_raw(&sign(
+            0,
+            Tx {
+                to: Some(addr),
+                value: U256::ZERO,
+                data: set_call(i),
+                gas: 100_000,
+                nonce: i,
+                ..Default::default()
+            },
+        ))
+        .expect("set");
+        payloads.push(seal_checked(&l).payload);
+    }
+    let dir2 = tempfile::tempdir().expect("tmp");
+    let f = open(dir2.path());
+    for p in &payloads {
+        f.apply_payload(p).expect("replay");
+    }
+    assert_eq!(f.head().hash, l.head().hash);
+    assert_eq!(f.head().header.state_root, l.head().header.state_root);
+}

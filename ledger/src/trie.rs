@@ -1,0 +1,703 @@
+//! The Merkle-Patricia tries of the state (accounts, and one per contract's storage), kept as
+//! nodes in redb and updated in place from the changed keys only.
+//!
+//! Nodes are stored by **path**: the key is the trie's owner (see [`Owner`]) followed by the
+//! nibbles from the root to the node, one byte per nibble. A node's position never depends
+//! on its hash, so an update touches the nodes on the paths of the changed keys and nothing
+//! else, and the cost of a block's state root grows with what the block changed, not with the
+//! size of the state. Each branch and extension stores the references (RLP or hash) of its
+//! children, so hashing visits only the nodes this update rewrote. The encoding of nodes and
+//! references is alloy-trie's; tests check the roots against alloy-trie's `HashBuilder`.
+//!
+//! Only the newest state is kept (a path holds one node), so proofs are for the head block.
+
+use std::collections::HashMap;
+
+use alloy_primitives::{B256, keccak256};
+use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
+use alloy_trie::{EMPTY_ROOT_HASH, Nibbles, TrieMask};
+
+use crate::error::{Error, Result};
+
+/// Which trie a node belongs to: the account trie, or the storage trie of the account whose
+/// hashed address is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The world state trie.
+    Accounts,
+    /// The storage trie of one account (keccak of its address).
+    Storage(B256),
+}
+
+impl Owner {
+    /// The key prefix of this trie's nodes in the node table.
+    pub fn prefix(&self) -> Vec<u8> {
+        match self {
+            Owner::Accounts => vec![0],
+            Owner::Storage(h) => {
+                let mut v = Vec::with_capacity(33);
+                v.push(1);
+                v.extend_from_slice(h.as_slice());
+                v
+            }
+        }
+    }
+}
+
+/// Reads stored nodes (a redb table in a read or write transaction, or a map in tests).
+pub trait NodeSource {
+    /// The encoded node at `key` (owner prefix + path), if any.
+    fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+}
+
+/// A child reference; empty means "rewritten in this update, hash it again".
+type Ref = Vec<u8>;
+
+/// One trie node as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Leaf { key: Vec<u8>, value: Vec<u8> },
+    Ext { key: Vec<u8>, child: Ref },
+    Branch { children: Box<[Option<Ref>; 16]> },
+}
+
+impl Node {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Node::Leaf { key, value } => {
+                out.push(0);
+                out.push(key.len() as u8);
+                out.extend_from_slice(key);
+                out.extend_from_slice(value);
+            }
+            Node::Ext { key, child } => {
+                out.push(1);
+                out.push(key.len() as u8);
+                out.extend_from_slice(key);
+                out.extend_from_slice(child);
+            }
+            Node::Branch { children } => {
+                out.push(2);
+                let mut mask = 0u16;
+                for (i, c) in children.iter().enumerate() {
+                    if c.is_some() {
+                        mask |= 1 << i;
+                    }
+                }
+                out.extend_from_slice(&mask.to_be_bytes());
+                for c in children.iter().flatten() {
+                    out.push(c.len() as u8);
+                    out.extend_from_slice(c);
+                }
+            }
+        }
+        out
+    }
+
+    fn decode(b: &[u8]) -> Result<Node> {
+        let bad = || Error::Corrupt("undecodable trie node".into());
+        let (&tag, rest) = b.split_first().ok_or_else(bad)?;
+        match tag {
+            0 | 1 => {
+                let (&len, rest) = rest.split_first().ok_or_else(bad)?;
+                let len = usize::from(len);
+                if rest.len() < len {
+                    return Err(bad());
+                }
+                let (key, tail) = rest.split_at(len);
+                Ok(if tag == 0 {
+                    Node::Leaf {
+                        key: key.to_vec(),
+                        value: tail.to_vec(),
+                    }
+                } else {
+                    Node::Ext {
+                        key: key.to_vec(),
+                        child: tail.to_vec(),
+                    }
+                })
+            }
+            2 => {
+                if rest.len() < 2 {
+                    return Err(bad());
+                }
+                let mask = u16::from_be_bytes([rest[0], rest[1]]);
+                let mut rest = &rest[2..];
+                let mut children: Box<[Option<Ref>; 16]> = Box::default();
+                for (i, c) in children.iter_mut().enumerate() {
+                    if mask & (1 << i) == 0 {
+                        continue;
+                    }
+                    let (&len, tail) = rest.split_first().ok_or_else(bad)?;
+                    let len = usize::from(len);
+                    if tail.len() < len {
+                        return Err(bad());
+                    }
+                    *c = Some(tail[..len].to_vec());
+                    rest = &tail[len..];
+                }
+                Ok(Node::Branch { children })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// The node's RLP; every child reference must be filled in.
+    fn rlp(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        match self {
+            Node::Leaf { key, value } => {
+                let k = Nibbles::from_nibbles_unchecked(key);
+                LeafNodeRef::new(&k, value).rlp(&mut buf);
+            }
+            Node::Ext { key, child } => {
+                let k = Nibbles::from_nibbles_unchecked(key);
+                ExtensionNodeRef::new(&k, child).rlp(&mut buf);
+            }
+            Node::Branch { children } => {
+                let mut stack = Vec::with_capacity(16);
+                let mut mask = TrieMask::default();
+                for (i, c) in children.iter().enumerate() {
+                    if let Some(c) = c {
+                        mask.set_bit(i as u8);
+                        stack.push(RlpNode::from_raw(c).unwrap_or_default());
+                    }
+                }
+                BranchNodeRef::new(&stack, mask).rlp(&mut buf);
+            }
+        }
+        buf
+    }
+}
+
+/// What an update did to the node at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Unchanged,
+    Changed,
+    Removed,
+}
+
+/// Pending changes to one trie: apply updates, then [`TrieUpdate::root`] and
+/// [`TrieUpdate::into_writes`].
+pub struct TrieUpdate<'s, S: NodeSource> {
+    src: &'s S,
+    prefix: Vec<u8>,
+    overlay: HashMap<Vec<u8>, Option<Node>>,
+}
+
+impl<S: NodeSource> std::fmt::Debug for TrieUpdate<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrieUpdate")
+            .field("prefix", &self.prefix)
+            .field("dirty", &self.overlay.len())
+            .finish()
+    }
+}
+
+/// The nibbles of a 32-byte key.
+pub fn nibbles(key: &B256) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (i, b) in key.iter().enumerate() {
+        out[2 * i] = b >> 4;
+        out[2 * i + 1] = b & 0x0f;
+    }
+    out
+}
+
+fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(a.len() + b.len());
+    v.extend_from_slice(a);
+    v.extend_from_slice(b);
+    v
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl<'s, S: NodeSource> TrieUpdate<'s, S> {
+    /// Start an update of `owner`'s trie.
+    pub fn new(src: &'s S, owner: Owner) -> Self {
+        TrieUpdate {
+            src,
+            prefix: owner.prefix(),
+            overlay: HashMap::new(),
+        }
+    }
+
+    fn get(&self, path: &[u8]) -> Result<Option<Node>> {
+        if let Some(n) = self.overlay.get(path) {
+            return Ok(n.clone());
+        }
+        match self.src.node(&join(&self.prefix, path))? {
+            None => Ok(None),
+            Some(b) => Node::decode(&b).map(Some),
+        }
+    }
+
+    fn put(&mut self, path: Vec<u8>, node: Node) {
+        self.overlay.insert(path, Some(node));
+    }
+
+    fn del(&mut self, path: Vec<u8>) {
+        self.overlay.insert(path, None);
+    }
+
+    /// Set (`Some`) or remove (`None`) the value under a 32-byte key (already hashed).
+    pub fn set(&mut self, key: &B256, value: Option<&[u8]>) -> Result<()> {
+        let k = nibbles(key);
+        self.update(&[], &k, value)?;
+        Ok(())
+    }
+
+    fn update(&mut self, path: &[u8], key: &[u8], value: Option<&[u8]>) -> Result<Outcome> {
+        let dirty = || Some(Vec::new());
+        match self.get(path)? {
+            None => match value {
+                None => Ok(Outcome::Unchanged),
+                Some(v) => {
+                    self.put(
+                        path.to_vec(),
+                        Node::Leaf {
+                            key: key.to_vec(),
+                            value: v.to_vec(),
+                        },
+                    );
+                    Ok(Outcome::Changed)
+                }
+            },
+            Some(Node::Leaf { key: k, value: old }) => {
+                if k == key {
+                    return match value {
+                        None => {
+                            self.del(path.to_vec());
+                            Ok(Outcome::Removed)
+                        }
+                        Some(v) if v == old.as_slice() => Ok(Outcome::Unchanged),
+                        Some(v) => {
+                            self.put(
+                                path.to_vec(),
+                                Node::Leaf {
+                                    key: k,
+                                    value: v.to_vec(),
+                                },
+                            );
+                            Ok(Outcome::Changed)
+                        }
+                    };
+                }
+                let Some(v) = value else {
+                    return Ok(Outcome::Unchanged);
+                };
+                // Two different keys share this spot: a branch where they part.
+                let c = common_prefix(&k, key);
+                if c >= k.len() || c >= key.len() {
+                    return Err(Error::Internal("trie keys of different lengths".into()));
+                }
+                let bpath = join(path, &k[..c]);
+                let mut children: Box<[Option<Ref>; 16]> = Box::default();
+                self.put(
+                    join(&bpath, &[k[c]]),
+                    Node::Leaf {
+                        key: k[c + 1..].to_vec(),
+                        value: old,
+                    },
+                );
+                children[usize::from(k[c])] = dirty();
+                self.put(
+                    join(&bpath, &[key[c]]),
+                    Node::Leaf {
+                        key: key[c + 1..].to_vec(),
+                        value: v.to_vec(),
+                    },
+                );
+                children[usize::from(key[c])] = dirty();
+                self.put(bpath, Node::Branch { children });
+                if c > 0 {
+                    self.put(
+                        path.to_vec(),
+                        Node::Ext {
+                            key: k[..c].to_vec(),
+                            child: Vec::new(),
+                        },
+                    );
+                }
+                Ok(Outcome::Changed)
+            }
+            Some(Node::Ext { key: k, child }) => {
+                if key.starts_with(&k) {
+                    let cpath = join(path, &k);
+                    return match self.update(&cpath, &key[k.len()..], value)? {
+                        Outcome::Unchanged => Ok(Outcome::Unchanged),
+                        Outcome::Removed => {
+                            self.del(path.to_vec());
+                            Ok(Outcome::Removed)
+                        }
+                        Outcome::Changed => {
+                            // The child may have collapsed into a leaf or an extension: merge.
+                            match self.get(&cpath)? {
+                                Some(Node::Leaf { key: k2, value }) => {
+                                    self.del(cpath);
+                                    self.put(
+                                        path.to_vec(),
+                                        Node::Leaf {
+                                            key: join(&k, &k2),
+                                            value,
+                                        },
+                                    );
+                                }
+                                Some(Node::Ext { key: k2, child: c2 }) => {
+                                    self.del(cpath);
+                                    self.put(
+                                        path.to_vec(),
+                                        Node::Ext {
+                                            key: join(&k, &k2),
+                                            child: c2,
+                                        },
+                                    );
+                                }
+                                Some(Node::Branch { .. }) => self.put(
+                                    path.to_vec(),
+                                    Node::Ext {
+                                        key: k,
+                                        child: Vec::new(),
+                                    },
+                                ),
+                                None => {
+                                    self.del(path.to_vec());
+                                    return Ok(Outcome::Removed);
+                                }
+                            }
+                            Ok(Outcome::Changed)
+                        }
+                    };
+                }
+                let Some(v) = value else {
+                    return Ok(Outcome::Unchanged);
+                };
+                // The new key leaves the extension part way: a branch at the fork. The
+                // extension's child keeps its path, so its stored reference stays valid.
+                let c = common_prefix(&k, key);
+                let bpath = join(path, &k[..c]);
+                let mut children: Box<[Option<Ref>; 16]> = Box::default();
+                if c + 1 < k.len() {
+                    self.put(
+                        join(&bpath, &[k[c]]),
+                        Node::Ext {
+                            key: k[c + 1..].to_vec(),
+                            child,
+                        },
+                    );
+                    children[usize::from(k[c])] = dirty();
+                } else {
+                    children[usize::from(k[c])] = Some(child);
+                }
+                self.put(
+                    join(&bpath, &[key[c]]),
+                    Node::Leaf {
+                        key: key[c + 1..].to_vec(),
+                        value: v.to_vec(),
+                    },
+                );
+                children[usize::from(key[c])] = dirty();
+                self.put(bpath, Node::Branch { children });
+                if c > 0 {
+                    self.put(
+                        path.to_vec(),
+                        Node::Ext {
+                            key: k[..c].to_vec(),
+                            child: Vec::new(),
+                        },
+                    );
+                }
+                Ok(Outcome::Changed)
+            }
+            Some(Node::Branch { mut children }) => {
+                let Some((&i, rest)) = key.split_first() else {
+                    return Err(Error::Internal("trie key ends at a branch".into()));
+                };
+                let cpath = join(path, &[i]);
+                match self.update(&cpath, rest, value)? {
+                    Outcome::Unchanged => Ok(Outcome::Unchanged),
+                    Outcome::Changed => {
+                        children[usize::from(i)] = dirty();
+                        self.put(path.to_vec(), Node::Branch { children });
+                        Ok(Outcome::Changed)
+                    }
+                    Outcome::Removed => {
+                        children[usize::from(i)] = None;
+                        let left: Vec<usize> = (0..16).filter(|&j| children[j].is_some()).collect();
+                        match left.as_slice() {
+                            [] => {
+                                self.del(path.to_vec());
+                                Ok(Outcome::Removed)
+                            }
+                            [j] => {
+                                // One child left: the branch collapses into it.
+                                let j = *j;
+                                let jpath = join(path, &[j as u8]);
+                                match self.get(&jpath)? {
+                                    Some(Node::Leaf { key: k2, value }) => {
+                                        self.del(jpath);
+                                        self.put(
+                                            path.to_vec(),
+                                            Node::Leaf {
+                                                key: join(&[j as u8], &k2),
+                                                value,
+                                            },
+                                        );
+                                    }
+                                    Some(Node::Ext { key: k2, child }) => {
+                                        self.del(jpath);
+                                        self.put(
+                                            path.to_vec(),
+                                            Node::Ext {
+                                                key: join(&[j as u8], &k2),
+                                                child,
+                                            },
+                                        );
+                                    }
+                                    Some(Node::Branch { .. }) => self.put(
+                                        path.to_vec(),
+                                        Node::Ext {
+                                            key: vec![j as u8],
+                                            child: children[j].clone().unwrap_or_default(),
+                                        },
+                                    ),
+                                    None => {
+                                        return Err(Error::Corrupt(
+                                            "a branch names a missing child".into(),
+                                        ));
+                                    }
+                                }
+                                Ok(Outcome::Changed)
+                            }
+                            _ => {
+                                self.put(path.to_vec(), Node::Branch { children });
+                                Ok(Outcome::Changed)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fill in the references of rewritten nodes below `path` and return the node's RLP.
+    fn hash_at(&mut self, path: &[u8]) -> Result<Vec<u8>> {
+        let Some(mut node) = self.get(path)? else {
+            return Err(Error::Corrupt(
+                "a trie reference names a missing node".into(),
+            ));
+        };
+        let mut changed = false;
+        match &mut node {
+            Node::Leaf { .. } => {}
+            Node::Ext { key, child } => {
+                if child.is_empty() {
+                    let rlp = self.hash_at(&join(path, key))?;
+                    *child = RlpNode::from_rlp(&rlp).to_vec();
+                    changed = true;
+                }
+            }
+            Node::Branch { children } => {
+                for (i, c) in children.iter_mut().enumerate() {
+                    if let Some(c) = c
+                        && c.is_empty()
+                    {
+                        let rlp = self.hash_at(&join(path, &[i as u8]))?;
+                        *c = RlpNode::from_rlp(&rlp).to_vec();
+                        changed = true;
+                    }
+                }
+            }
+        }
+        let rlp = node.rlp();
+        if changed {
+            self.put(path.to_vec(), node);
+        }
+        Ok(rlp)
+    }
+
+    /// The root hash after the updates so far.
+    pub fn root(&mut self) -> Result<B256> {
+        if self.get(&[])?.is_none() {
+            return Ok(EMPTY_ROOT_HASH);
+        }
+        Ok(keccak256(self.hash_at(&[])?))
+    }
+
+    /// The node writes to apply: (full key, `Some(encoded)` or `None` to delete). Call
+    /// [`TrieUpdate::root`] first so every reference is filled in.
+    pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let prefix = self.prefix;
+        self.overlay
+            .into_iter()
+            .map(|(p, n)| (join(&prefix, &p), n.map(|n| n.encode())))
+            .collect()
+    }
+}
+
+/// The RLP of the nodes from the root to `key` (an account or storage proof).
+pub fn proof<S: NodeSource>(src: &S, owner: Owner, key: &B256) -> Result<Vec<Vec<u8>>> {
+    let prefix = owner.prefix();
+    let k = nibbles(key);
+    let mut path: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let Some(b) = src.node(&join(&prefix, &path))? else {
+            return Ok(out);
+        };
+        let node = Node::decode(&b)?;
+        let rlp = node.rlp();
+        // Nodes shorter than a hash are inlined in their parent's RLP.
+        if path.is_empty() || rlp.len() >= 32 {
+            out.push(rlp);
+        }
+        match node {
+            Node::Leaf { .. } => return Ok(out),
+            Node::Ext { key, .. } => {
+                if !k[path.len()..].starts_with(&key) {
+                    return Ok(out);
+                }
+                path.extend_from_slice(&key);
+            }
+            Node::Branch { children } => {
+                let Some(&i) = k.get(path.len()) else {
+                    return Ok(out);
+                };
+                if children[usize::from(i)].is_none() {
+                    return Ok(out);
+                }
+                path.push(i);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Default)]
+    struct Mem(HashMap<Vec<u8>, Vec<u8>>);
+
+    impl NodeSource for Mem {
+        fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.get(key).cloned())
+        }
+    }
+
+    fn reference_root(model: &BTreeMap<B256, Vec<u8>>) -> B256 {
+        let mut hb = alloy_trie::HashBuilder::default();
+        for (k, v) in model {
+            hb.add_leaf(Nibbles::unpack(k), v);
+        }
+        hb.root()
+    }
+
+    /// A small deterministic generator, so the test needs no extra crate.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    #[test]
+    fn incremental_roots_match_a_full_rebuild() {
+        let mut mem = Mem::default();
+        let mut model = BTreeMap::new();
+        let mut rng = Lcg(7);
+        // Few distinct keys so inserts, overwrites and deletes all meet; some keys share
+        // long prefixes so extensions split and merge.
+        let keys: Vec<B256> = (0..60u64)
+            .map(|i| {
+                let mut k = keccak256(i.to_be_bytes());
+                if i % 3 == 0 {
+                    k.0[..6].copy_from_slice(&[0xab; 6]);
+                }
+                k
+            })
+            .collect();
+        for round in 0..40 {
+            let mut up = TrieUpdate::new(&mem, Owner::Storage(B256::ZERO));
+            for _ in 0..(1 + rng.next() % 12) {
+                let k = keys[(rng.next() % keys.len() as u64) as usize];
+                if rng.next().is_multiple_of(3) {
+                    up.set(&k, None).expect("delete");
+                    model.remove(&k);
+                } else {
+                    let len = 1 + (rng.next() % 40) as usize;
+                    let v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                    up.set(&k, Some(&v)).expect("set");
+                    model.insert(k, v);
+                }
+            }
+            let root = up.root().expect("root");
+            assert_eq!(root, reference_root(&model), "round {round}");
+            for (k, v) in up.into_writes() {
+                match v {
+                    Some(v) => mem.0.insert(k, v),
+                    None => mem.0.remove(&k),
+                };
+            }
+        }
+        // Everything removed: the empty root, and no nodes left behind.
+        let mut up = TrieUpdate::new(&mem, Owner::Storage(B256::ZERO));
+        for k in model.keys() {
+            up.set(k, None).expect("delete");
+        }
+        assert_eq!(up.root().expect("root"), EMPTY_ROOT_HASH);
+        for (k, v) in up.into_writes() {
+            match v {
+                Some(v) => mem.0.insert(k, v),
+                None => mem.0.remove(&k),
+            };
+        }
+        assert!(mem.0.is_empty(), "{} nodes left", mem.0.len());
+    }
+
+    #[test]
+    fn proofs_verify_against_the_root() {
+        let mut mem = Mem::default();
+        let mut up = TrieUpdate::new(&mem, Owner::Accounts);
+        let mut model = BTreeMap::new();
+        for i in 0..200u64 {
+            let k = keccak256(i.to_be_bytes());
+            let v = alloy_rlp::encode(keccak256(k).as_slice());
+            up.set(&k, Some(&v)).expect("set");
+            model.insert(k, v);
+        }
+        let root = up.root().expect("root");
+        for (k, v) in up.into_writes() {
+            if let Some(v) = v {
+                mem.0.insert(k, v);
+            }
+        }
+        for (k, v) in model.iter().take(20) {
+            let nodes: Vec<alloy_primitives::Bytes> = proof(&mem, Owner::Accounts, k)
+                .expect("proof")
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            alloy_trie::proof::verify_proof(root, Nibbles::unpack(k), Some(v.clone()), &nodes)
+                .expect("valid proof");
+        }
+        let absent = keccak256(b"absent");
+        let nodes: Vec<alloy_primitives::Bytes> = proof(&mem, Owner::Accounts, &absent)
+            .expect("proof")
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        alloy_trie::proof::verify_proof(root, Nibbles::unpack(absent), None, &nodes)
+            .expect("exclusion proof");
+    }
+}

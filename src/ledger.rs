@@ -1,0 +1,169 @@
+//! The ledger inside the node: opening `DATA_DIR/ledger.redb` with the genesis from the
+//! config, the sequencer thread, the DA writer it feeds, and the JSON-RPC listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use anyhow::Context;
+use commons_ledger::genesis::{Allocation, GenesisConfig};
+use commons_ledger::pool::PoolConfig;
+use commons_ledger::sequencer::Sequencer;
+use commons_ledger::{Ledger, LedgerConfig};
+use warp::Filter;
+
+use crate::config::Config;
+
+/// The ledger as the node runs it.
+pub struct LedgerNode {
+    /// The chain.
+    pub ledger: Arc<Ledger>,
+    /// What eth_accounts lists: the dev accounts in `--dev`, nothing otherwise.
+    pub accounts: Vec<Address>,
+    /// Seconds between blocks (0: one block per transaction).
+    pub block_time_secs: f64,
+    /// The newest block written to DA (the "safe" head of optimism_syncStatus).
+    pub da_safe: Arc<AtomicU64>,
+    /// Where DA batches go.
+    pub da_dir: PathBuf,
+    sequencer: Mutex<Option<Sequencer>>,
+    da: Option<Arc<commons_ledger::da::DaWriter>>,
+}
+
+impl std::fmt::Debug for LedgerNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerNode")
+            .field("chain_id", &self.ledger.chain_id())
+            .field("block_time_secs", &self.block_time_secs)
+            .finish()
+    }
+}
+
+/// The ten development accounts (`dev0` … `dev9`).
+pub fn dev_accounts() -> anyhow::Result<Vec<Address>> {
+    (0..crate::auth::DEV_ACCOUNTS)
+        .map(|i| {
+            crate::auth::dev_key(i)
+                .map(|k| k.address())
+                .map_err(|e| anyhow::anyhow!(e))
+        })
+        .collect()
+}
+
+/// The genesis a config asks for (the timestamp only counts when the chain is new).
+pub fn genesis_config(config: &Config) -> anyhow::Result<GenesisConfig> {
+    let l = &config.ledger;
+    let d = Allocation::default();
+    Ok(GenesisConfig {
+        chain_id: config.chain_id,
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        allocation: Allocation {
+            community: l.community.unwrap_or(d.community),
+            investors: l.investors.unwrap_or(d.investors),
+            team: l.team.unwrap_or(d.team),
+            liquidity: l.liquidity.unwrap_or(d.liquidity),
+            ecosystem: l.ecosystem.unwrap_or(d.ecosystem),
+        },
+        dev_accounts: if config.dev {
+            dev_accounts()?
+        } else {
+            Vec::new()
+        },
+        // dev0 operates the system contracts in --dev; otherwise the configured operator.
+        operator: match (config.dev, l.operator) {
+            (_, Some(a)) => a,
+            (true, None) => dev_accounts()?[0],
+            (false, None) => commons_ledger::genesis::named_address("operator"),
+        },
+    })
+}
+
+impl LedgerNode {
+    /// Open the ledger and start the sequencer and the DA writer.
+    pub fn start(config: &Config) -> anyhow::Result<LedgerNode> {
+        let path = config.data_dir.join("ledger.redb");
+        let ledger = Arc::new(
+            Ledger::open(
+                &path,
+                LedgerConfig {
+                    genesis: genesis_config(config)?,
+                    pool: PoolConfig::default(),
+                },
+            )
+            .with_context(|| format!("cannot open the ledger {}", path.display()))?,
+        );
+        let da_dir = config.da_dir();
+        let da = Arc::new(
+            commons_ledger::da::DaWriter::open(
+                Box::new(commons_ledger::da::DirDa::new(&da_dir)),
+                &ledger,
+                Duration::from_secs_f64(config.ledger.da_flush_secs.max(0.0)),
+            )
+            .with_context(|| format!("cannot open the DA directory {}", da_dir.display()))?,
+        );
+        let da_safe = da.safe_head();
+        let block_time = Duration::from_secs_f64(config.ledger.block_time_secs.max(0.0));
+        let sink = da.clone();
+        let sequencer =
+            Sequencer::spawn(ledger.clone(), block_time, Box::new(move |s| sink.push(s)));
+        let accounts = if config.dev {
+            dev_accounts()?
+        } else {
+            Vec::new()
+        };
+        Ok(LedgerNode {
+            ledger,
+            accounts,
+            block_time_secs: config.ledger.block_time_secs,
+            da_safe,
+            da_dir,
+            sequencer: Mutex::new(Some(sequencer)),
+            da: Some(da),
+        })
+    }
+
+    /// Stop the sequencer after its current block and flush DA.
+    pub fn stop(&self) {
+        let seq = self
+            .sequencer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(s) = seq {
+            s.stop();
+        }
+        if let Some(da) = &self.da
+            && let Err(e) = da.flush()
+        {
+            tracing::error!(error = %e, "flushing DA on stop failed");
+        }
+    }
+}
+
+/// Serve JSON-RPC on its own listener (`--rpc`): POST to any path.
+pub async fn serve_rpc(
+    node: Arc<LedgerNode>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let route = warp::post()
+        .and(warp::body::content_length_limit(crate::rpc::MAX_BODY))
+        .and(warp::body::bytes())
+        .then(move |body: bytes::Bytes| {
+            let node = node.clone();
+            async move {
+                let v = crate::rpc::handle_body(node, &body).await;
+                warp::reply::json(&v)
+            }
+        });
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "JSON-RPC listening");
+    Ok(tokio::spawn(async move {
+        warp::serve(route).incoming(listener).run().await;
+    }))
+}
