@@ -201,6 +201,10 @@ async fn adapters_and_chat_over_http_and_cli() {
         metrics.contains("commons_adapter_requests_total{adapter=\"legal\"}"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("commons_adapter_tier{adapter=\"legal\"} 2"),
+        "{metrics}"
+    );
 
     // Replacing the adapter under the same name serves the new weights (cache keys are hashes).
     let dir2 = write_adapter(&n, "legal2", 4, &[Proj::Q, Proj::V], 99);

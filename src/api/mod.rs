@@ -363,6 +363,23 @@ async fn metrics(node: &Node) -> Resp {
         metrics::gauge!("commons_blob_bytes").set(s.blob_bytes as f64);
         metrics::gauge!("commons_change_seq").set(s.seq as f64);
     }
+    // Which tier each adapter sits in: 2 = ready for the kernels, 1 = host memory, 0 = cold.
+    if let Some(serving) = node.serving.ready()
+        && let Ok(adapters) = node.store.snapshot().and_then(|s| s.adapters())
+    {
+        use commons_compute::engine::Tier;
+        for a in adapters {
+            let st = serving.engine.adapter_stats(&a.hash);
+            let tier = match st.tier {
+                Tier::Device => 2.0,
+                Tier::Host => 1.0,
+                Tier::Cold => 0.0,
+            };
+            metrics::gauge!("commons_adapter_tier", "adapter" => a.name.clone()).set(tier);
+            metrics::gauge!("commons_adapter_resident_bytes", "adapter" => a.name)
+                .set(st.resident_bytes as f64);
+        }
+    }
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4",

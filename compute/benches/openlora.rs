@@ -1,11 +1,12 @@
-//! OpenLoRA benchmark (`cargo bench --bench openlora`): multi-adapter generation on the CPU
-//! against PyTorch + PEFT in the same run.
+//! OpenLoRA benchmark (`cargo bench -p commons-compute --bench openlora`): multi-adapter
+//! generation on the CPU against PyTorch + PEFT in the same run. It lives in this crate so it
+//! builds without the query engine; the cold tier is a real redb store of adapter blobs, found
+//! by hash as the node's `StoreSource` finds them.
 //!
 //! A Llama-architecture model of ~100M parameters with synthetic weights (vocab 32,000, hidden
-//! 768, 8 layers, 12 heads / 4 KV heads, MLP 2,048, f32) is served the way `commons serve`
-//! serves it: the node's `Serving` (engine thread, paged KV cache, adapter tiers) over a real
-//! redb store where every adapter is registered as blobs. Adapters are rank 16 on all seven
-//! projections, stored bf16 (3.5 MB each).
+//! 768, 8 layers, 12 heads / 4 KV heads, MLP 2,048, f32) is served by the engine `commons
+//! serve` runs (engine thread, paged KV cache, adapter tiers). Adapters are rank 16 on all
+//! seven projections, stored bf16 (3.5 MB each).
 //!
 //! For each batch size (16 and 32), `batch` requests of 128 prompt tokens generate 128 tokens
 //! each (end-of-sequence ignored), all submitted at once; tokens/s = batch × 128 / wall time
@@ -29,15 +30,51 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use anyhow::{Context, bail};
-use commons::config::ServingConfig;
-use commons::serving::Serving;
 use commons_compute::devmodel::{Shape, ensure_dev_model, synthetic_adapter_as, write_llama};
-use commons_compute::engine::{AdapterKey, Event, GenerateRequest};
+use commons_compute::engine::{
+    AdapterFiles, AdapterKey, AdapterSource, Engine, EngineConfig, Event, GenerateRequest, Hash,
+};
 use commons_compute::lora::Proj;
+use commons_compute::model::Model;
 use commons_compute::sampling::SamplingParams;
+use commons_compute::tokenizer::Tokenizer;
+use commons_storage::serving::AdapterRecord;
 use commons_storage::{Limits, Store};
 use serde_json::{Value, json};
+
+/// The cold tier: adapter files as blobs in a redb store, found by the runtime's hash.
+struct StoreSource {
+    store: Arc<Store>,
+    index: RwLock<HashMap<Hash, ([u8; 32], [u8; 32])>>,
+}
+
+impl AdapterSource for StoreSource {
+    fn fetch(&self, hash: &Hash) -> commons_compute::Result<AdapterFiles> {
+        let (c, w) = self
+            .index
+            .read()
+            .ok()
+            .and_then(|m| m.get(hash).copied())
+            .ok_or_else(|| commons_compute::Error::NotFound("unknown adapter".into()))?;
+        let snap = self
+            .store
+            .snapshot()
+            .map_err(|e| commons_compute::Error::NotFound(e.to_string()))?;
+        let read = |h: &[u8; 32]| {
+            snap.blob(h)
+                .map(|(_, b)| b)
+                .map_err(|e| commons_compute::Error::NotFound(e.to_string()))
+        };
+        Ok(AdapterFiles {
+            config: String::from_utf8_lossy(&read(&c)?).into_owned(),
+            weights: Arc::new(read(&w)?),
+        })
+    }
+}
 
 fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
@@ -69,20 +106,20 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 /// Submit every request at once and wait for all of them; tokens/s over the wall time.
 fn run_batch(
-    s: &Serving,
+    s: &Engine,
     adapters: &[Option<AdapterKey>],
     prompt: usize,
     new_tokens: usize,
 ) -> anyhow::Result<f64> {
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let vocab = s.engine.model_config.vocab_size as u32;
+    let vocab = s.model_config.vocab_size as u32;
     let t = Instant::now();
     let mut rxs = Vec::new();
     for (i, a) in adapters.iter().enumerate() {
         let prompt_ids: Vec<u32> = (0..prompt)
             .map(|j| ((i * 7919 + j * 104_729) as u32) % vocab)
             .collect();
-        rxs.push(s.engine.submit(GenerateRequest {
+        rxs.push(s.submit(GenerateRequest {
             adapter: a.clone(),
             prompt: prompt_ids,
             max_tokens: new_tokens,
@@ -123,7 +160,7 @@ fn peft(
     prompt: usize,
     new_tokens: usize,
 ) -> anyhow::Result<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peft_generate.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/peft_generate.py");
     let out = Command::new(python)
         .arg(script)
         .args([
@@ -187,30 +224,65 @@ fn main() -> anyhow::Result<()> {
         &tmp.path().join("db.redb"),
         Limits::default(),
     )?);
-    let cfg = ServingConfig {
-        kv_cache_mb: 1024,
-        max_batch_tokens: 8192,
-        max_running: 64,
-        host_adapter_mb: 100 * 4, // ~100 bf16 adapters of 3.5 MB
-        device_adapter_slots: 100,
-        ..ServingConfig::default()
-    };
-    let s = Serving::start(store.clone(), &model_dir, false, &cfg)?;
-    println!("model: {} parameters", s.parameters);
+    let source = Arc::new(StoreSource {
+        store: store.clone(),
+        index: RwLock::new(HashMap::new()),
+    });
+    let model = Model::load(&model_dir)?;
+    let parameters = model.cfg.parameter_count();
+    let tokenizer = Tokenizer::load(&model_dir, &[])?;
+    let s = Engine::start(
+        model,
+        tokenizer,
+        source.clone(),
+        EngineConfig {
+            kv_cache_bytes: 1 << 30,
+            max_batch_tokens: 8192,
+            max_running: 64,
+            host_adapter_bytes: 400 << 20, // ~100 bf16 adapters of 3.5 MB
+            device_adapter_slots: 100,
+            ..EngineConfig::default()
+        },
+    );
+    println!("model: {parameters} parameters");
 
     let t = Instant::now();
     let mut keys = Vec::with_capacity(registered);
     for i in 0..registered {
         let files = synthetic_adapter_as(
-            &s.engine.model_config,
+            &s.model_config,
             16,
             &Proj::ALL,
             1000 + i as u64,
             false,
             true,
         )?;
-        let rec = s.vet(&files, &format!("a{i:04}"), "bench")?;
-        let rec = s.register(&store, rec, &files, false)?;
+        let adapter = s.validate_adapter(&files)?;
+        let rec = AdapterRecord {
+            name: format!("a{i:04}"),
+            hash: files.hash(),
+            config_blob: [0; 32],
+            weights_blob: [0; 32],
+            base_model: "bench-100m".into(),
+            rank: adapter.max_rank as u32,
+            targets: adapter
+                .targets
+                .iter()
+                .map(|p| p.module_name().to_string())
+                .collect(),
+            size: 0,
+            added_by: "bench".into(),
+            created_at: 0,
+        };
+        let (rec, _) = store.put_adapter(
+            rec,
+            files.config.into_bytes(),
+            files.weights.as_ref().clone(),
+            false,
+        )?;
+        if let Ok(mut m) = source.index.write() {
+            m.insert(rec.hash, (rec.config_blob, rec.weights_blob));
+        }
         keys.push(AdapterKey {
             name: rec.name.clone(),
             hash: rec.hash,
@@ -236,11 +308,11 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let (_, config) = snap.blob(&rec.config_blob)?;
         let (_, weights) = snap.blob(&rec.weights_blob)?;
-        let files = commons_compute::engine::AdapterFiles {
+        let files = AdapterFiles {
             config: String::from_utf8(config)?,
             weights: Arc::new(weights),
         };
-        let _ready = s.engine.validate_adapter(&files)?;
+        let _ready = s.validate_adapter(&files)?;
         loads.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (load_p50, load_p99) = (percentile(&mut loads, 0.5), percentile(&mut loads, 0.99));
@@ -283,7 +355,7 @@ fn main() -> anyhow::Result<()> {
             results.push(json!({"batch": b, "mode": mode, "tokens_per_s": v, "vs_base": v / base}));
         }
     }
-    let engine = s.engine.stats()?;
+    let engine = s.stats()?;
     let rss = peak_rss_mb();
     println!(
         "peak RSS {rss:.0} MB with {registered} registered, {} host-resident ({:.0} MB), {} ready ({:.0} MB)",
@@ -322,11 +394,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    s.engine.shutdown();
+    s.shutdown();
     println!(
         "{}",
         json!({"bench": "openlora", "prompt": prompt, "new_tokens": new_tokens, "registered": registered, "cores": cores,
-            "parameters": s.parameters, "cold_load_ms": {"p50": load_p50, "p99": load_p99},
+            "parameters": parameters, "cold_load_ms": {"p50": load_p50, "p99": load_p99},
             "peak_rss_mb": rss, "results": results, "peft": peft_results})
     );
     Ok(())
