@@ -13,6 +13,6 @@ pub mod client;
 pub mod config;
 pub mod ledger;
 pub mod node;
-pub mod serving;
 pub mod rpc;
+pub mod serving;
 mod web;

@@ -83,11 +83,15 @@ fn prepare() -> Result<(), String> {
         run(&mut npm)?;
     }
     // viem for the JSON-RPC tests, solc-js for the system contracts' artifact check.
-    for (dir, module) in [("tests/ledger_clients", "viem"), ("ledger/contracts", "solc")] {
+    for (dir, module) in [
+        ("tests/ledger_clients", "viem"),
+        ("ledger/contracts", "solc"),
+    ] {
         let dir = root.join(dir);
         if dir.join("package.json").exists() && !dir.join("node_modules").join(module).exists() {
             let mut npm = Command::new("npm");
-            npm.current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]);
+            npm.current_dir(&dir)
+                .args(["ci", "--no-audit", "--no-fund"]);
             run(&mut npm)?;
         }
     }
