@@ -185,7 +185,7 @@ fn qu(n: U256) -> Value {
     json!(format!("{n:#x}"))
 }
 
-fn param<'a>(p: &'a [Value], i: usize) -> Option<&'a Value> {
+fn param(p: &[Value], i: usize) -> Option<&Value> {
     p.get(i).filter(|v| !v.is_null())
 }
 
