@@ -472,14 +472,14 @@ async fn cli_sends_deposits_and_derives_the_same_chain_from_da() {
     let mut nonce = 1u64;
     let mut last = Value::Null;
     while hex_u64(&result(&n, "eth_blockNumber", json!([])).await) < blocks {
-        let data = if nonce % 2 == 0 {
+        let data = if nonce.is_multiple_of(2) {
             let mut d = vec![0x60, 0xfe, 0x47, 0xb1];
             d.extend_from_slice(&U256::from(nonce).to_be_bytes::<32>());
             d
         } else {
             Vec::new()
         };
-        let target = if nonce % 2 == 0 { addr } else { to };
+        let target = if nonce.is_multiple_of(2) { addr } else { to };
         last = result(
             &n,
             "eth_sendRawTransaction",
@@ -495,10 +495,10 @@ async fn cli_sends_deposits_and_derives_the_same_chain_from_da() {
         .await;
         nonce += 1;
         // Keep within the pool's per-sender window.
-        if nonce % 32 == 0 {
+        if nonce.is_multiple_of(32) {
             wait_receipt(&n, &last).await;
         }
-        if nonce % 100 == 0 {
+        if nonce.is_multiple_of(100) {
             let body = json!({"to": format!("{to:#x}"), "mint": "0x1000"});
             let (status, _) = n.post("/api/v1/ledger/deposits", &body).await;
             assert_eq!(status, 202);
@@ -562,7 +562,7 @@ async fn kill_9_during_block_production_loses_no_acknowledged_transaction() {
                 sent.push(h.clone());
                 nonce += 1;
             }
-            if sent.len() % 8 == 0
+            if sent.len().is_multiple_of(8)
                 && let Some(h) = sent.last()
             {
                 let r = result(&n, "eth_getTransactionReceipt", json!([h])).await;
