@@ -46,10 +46,13 @@ use commons_storage::serving::AdapterRecord;
 use commons_storage::{Limits, Store};
 use serde_json::{Value, json};
 
+/// Runtime hash → (config blob, weights blob).
+type BlobIndex = RwLock<HashMap<Hash, ([u8; 32], [u8; 32])>>;
+
 /// The cold tier: adapter files as blobs in a redb store, found by the runtime's hash.
 struct StoreSource {
     store: Arc<Store>,
-    index: RwLock<HashMap<Hash, ([u8; 32], [u8; 32])>>,
+    index: BlobIndex,
 }
 
 impl AdapterSource for StoreSource {
