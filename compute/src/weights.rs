@@ -164,8 +164,8 @@ impl Tensors {
         Ok(v)
     }
 
-    /// An integer tensor (i64 or i32) with its shape, for token ids in fixtures.
-    pub fn get_ids(&self, name: &str) -> Result<(Vec<i64>, Vec<usize>)> {
+    /// The shard holding a tensor, its header entry and its bytes.
+    fn raw(&self, name: &str) -> Result<(&Shard, &TensorInfo, &[u8])> {
         let i = *self
             .index
             .get(name)
@@ -174,6 +174,12 @@ impl Tensors {
         let info = &shard.tensors[name];
         let (a, b) = info.data_offsets;
         let bytes = &shard.buffer.bytes()[shard.data_start + a..shard.data_start + b];
+        Ok((shard, info, bytes))
+    }
+
+    /// An integer tensor (i64 or i32) with its shape, for token ids in fixtures.
+    pub fn get_ids(&self, name: &str) -> Result<(Vec<i64>, Vec<usize>)> {
+        let (_, info, bytes) = self.raw(name)?;
         let v = match info.dtype {
             Dtype::I64 => bytes
                 .chunks_exact(8)
@@ -194,14 +200,7 @@ impl Tensors {
 
     /// A tensor as f32 with whatever shape it has.
     pub fn get_any(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-        let i = *self
-            .index
-            .get(name)
-            .ok_or_else(|| Error::BadModel(format!("tensor {name} is missing")))?;
-        let shard = &self.shards[i];
-        let info = &shard.tensors[name];
-        let (a, b) = info.data_offsets;
-        let bytes = &shard.buffer.bytes()[shard.data_start + a..shard.data_start + b];
+        let (shard, info, bytes) = self.raw(name)?;
         let n: usize = info.shape.iter().product();
         let v = to_f32(bytes, info.dtype, n)
             .map_err(|why| Error::BadModel(format!("tensor {name} in {}: {why}", shard.name)))?;
