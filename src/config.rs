@@ -123,6 +123,12 @@ pub struct LedgerSettings {
     /// Genesis: the operator of the system contracts [default: dev0 in `--dev`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<alloy_primitives::Address>,
+    /// The key that signs the node's own transactions (DatanetRegistry publications): a
+    /// 0x-hex private key or an Ethereum keystore file (password in
+    /// `COMMONS_OPERATOR_KEY_PASSWORD`); `COMMONS_OPERATOR_KEY` overrides it [default: dev0 in
+    /// `--dev`; none otherwise, and nothing is published].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_key: Option<String>,
 }
 
 fn default_block_time() -> f64 {
@@ -145,6 +151,7 @@ impl Default for LedgerSettings {
             liquidity: None,
             ecosystem: None,
             operator: None,
+            operator_key: None,
         }
     }
 }

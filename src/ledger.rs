@@ -84,6 +84,29 @@ pub fn genesis_config(config: &Config) -> anyhow::Result<GenesisConfig> {
     })
 }
 
+/// The key the node signs its own ledger transactions with: `COMMONS_OPERATOR_KEY`, else
+/// `[ledger] operator_key`, else dev0 in `--dev`, else none.
+pub fn operator_key(
+    config: &Config,
+) -> anyhow::Result<Option<alloy_signer_local::PrivateKeySigner>> {
+    let spec = std::env::var("COMMONS_OPERATOR_KEY")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| config.ledger.operator_key.clone());
+    match spec {
+        Some(spec) => {
+            let password = std::env::var("COMMONS_OPERATOR_KEY_PASSWORD").ok();
+            crate::auth::parse_key(&spec, password.as_deref())
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("the operator key: {e}"))
+        }
+        None if config.dev => Ok(Some(
+            crate::auth::dev_key(0).map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
 impl LedgerNode {
     /// Open the ledger and start the sequencer and the DA writer.
     pub fn start(config: &Config) -> anyhow::Result<LedgerNode> {

@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod ledger;
 pub mod node;
+pub mod publish;
 pub mod rpc;
 pub mod serving;
 mod web;

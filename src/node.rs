@@ -42,6 +42,8 @@ pub struct Node {
     pub ledger: Arc<crate::ledger::LedgerNode>,
     /// Where the JSON-RPC listener is, when it has its own.
     pub rpc_addr: Option<SocketAddr>,
+    /// Publishes datanets and their versions to DatanetRegistry (`None`: no operator key).
+    pub publisher: Option<crate::publish::Publisher>,
 }
 
 impl std::fmt::Debug for Node {
@@ -127,8 +129,14 @@ impl Running {
 
     /// Stop the sequencer after its block and flush DA (off the async threads).
     async fn stop_ledger(&self) {
-        let ledger = self.node.ledger.clone();
-        let _ = tokio::task::spawn_blocking(move || ledger.stop()).await;
+        let node = self.node.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(p) = &node.publisher {
+                p.stop();
+            }
+            node.ledger.stop()
+        })
+        .await;
     }
 
     /// Wait until the server ends (after a stop signal).
@@ -245,7 +253,24 @@ pub fn open(config: Config, http_addr: SocketAddr) -> anyhow::Result<Node> {
         (None, false) => {}
     }
     let ledger = Arc::new(crate::ledger::LedgerNode::start(&config)?);
+    let publisher = match crate::ledger::operator_key(&config)? {
+        Some(key) => {
+            tracing::info!(operator = %key.address(), "publishing datanet versions to DatanetRegistry");
+            Some(crate::publish::Publisher::spawn(
+                store.clone(),
+                ledger.ledger.clone(),
+                key,
+            ))
+        }
+        None => {
+            tracing::info!(
+                "datanet versions are not published on the ledger: no operator key ([ledger] operator_key or COMMONS_OPERATOR_KEY)"
+            );
+            None
+        }
+    };
     Ok(Node {
+        publisher,
         serving,
         ledger,
         rpc_addr: None,

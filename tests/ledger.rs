@@ -592,3 +592,137 @@ async fn kill_9_during_block_production_loses_no_acknowledged_transaction() {
     assert_eq!(v["block"].as_u64(), Some(hex_u64(&head)), "{v}");
     assert_eq!(v["output_root"], expected["outputRoot"], "{v}");
 }
+
+alloy_sol_types::sol! {
+    function versions(uint256 id, uint64 number) external view returns (bytes32 root, uint64 rowCount, uint64 publishedAt);
+    function datanets(uint256 id) external view returns (address owner, bytes32 metadataHash, uint64 latestVersion);
+}
+
+/// Polls a version (or, with `None`, the datanet) until its ledger record is settled.
+async fn settled(n: &Node, slug: &str, version: Option<u64>) -> Value {
+    let path = match version {
+        Some(v) => format!("/api/v1/datanets/{slug}/versions/{v}"),
+        None => format!("/api/v1/datanets/{slug}"),
+    };
+    for _ in 0..300 {
+        let v = n.get_ok(&path).await;
+        let status = v["ledger"]["status"].as_str().unwrap_or("").to_string();
+        if status == "confirmed" || status == "failed" {
+            return v["ledger"].clone();
+        }
+        assert!(
+            status == "queued" || status == "sent",
+            "unexpected ledger state: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} was not published in 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_versions_are_published_to_the_datanet_registry() {
+    use alloy_sol_types::SolCall;
+    let mut n = Node::start(Opts::args(&["--block-time", "0"]));
+    let owner = crate::support::dev(1);
+    n.create_datanet(&owner, "anchored", false).await;
+    let reg = settled(&n, "anchored", None).await;
+    assert_eq!(reg["status"], "confirmed", "{reg}");
+    let chain_id = reg["datanet_id"].as_u64().expect("on-chain id");
+    let c1 = n
+        .contribute_ok(
+            &crate::support::dev(2),
+            "anchored",
+            "a.txt",
+            b"one\n\ntwo\n",
+        )
+        .await;
+    let c2 = n
+        .contribute_ok(&crate::support::dev(3), "anchored", "b.txt", b"three\n")
+        .await;
+    let r = n
+        .review_ok(
+            &owner,
+            "anchored",
+            &[crate::support::u(&c1, "id")],
+            true,
+            "",
+        )
+        .await;
+    assert_eq!(r["version"]["ledger"]["status"], "queued", "{r}");
+    let mut versions = vec![r["version"].clone()];
+    let r = n
+        .review_ok(
+            &owner,
+            "anchored",
+            &[crate::support::u(&c2, "id")],
+            true,
+            "",
+        )
+        .await;
+    versions.push(r["version"].clone());
+    for v in &versions {
+        let number = v["number"].as_u64().expect("number");
+        let l = settled(&n, "anchored", Some(number)).await;
+        assert_eq!(l["status"], "confirmed", "version {number}: {l}");
+        assert_eq!(l["datanet_id"].as_u64(), Some(chain_id));
+        // The transaction is on the chain where the version says, sent to the registry.
+        let receipt = result(&n, "eth_getTransactionReceipt", json!([l["tx_hash"]])).await;
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+        assert_eq!(
+            hex_u64(&receipt["blockNumber"]),
+            l["block"].as_u64().expect("block")
+        );
+        assert_eq!(
+            receipt["to"].as_str().map(str::to_lowercase).as_deref(),
+            Some("0xc0de000000000000000000000000000000000001")
+        );
+        // And the registry holds the version's root and row count.
+        let data = versionsCall {
+            id: U256::from(chain_id),
+            number,
+        }
+        .abi_encode();
+        let out = result(
+            &n,
+            "eth_call",
+            json!([{"to": "0xC0DE000000000000000000000000000000000001",
+                    "data": alloy_primitives::hex::encode_prefixed(data)}, "latest"]),
+        )
+        .await;
+        let bytes = alloy_primitives::hex::decode(out.as_str().expect("hex")).expect("hex");
+        let got = versionsCall::abi_decode_returns(&bytes).expect("decode");
+        assert_eq!(
+            format!("{:x}", got.root),
+            v["root"].as_str().expect("root").to_string(),
+            "root of version {number}"
+        );
+        assert_eq!(got.rowCount, v["row_count"].as_u64().expect("rows"));
+    }
+    // After a crash and restart nothing is sent twice: the records say what was done.
+    let operator = format!("{}", dev(0).address());
+    let nonce = result(&n, "eth_getTransactionCount", json!([operator, "pending"])).await;
+    n.restart();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = result(&n, "eth_getTransactionCount", json!([operator, "pending"])).await;
+    assert_eq!(
+        nonce, again,
+        "the publisher resent something after a restart"
+    );
+    let l = settled(&n, "anchored", Some(2)).await;
+    assert_eq!(l["status"], "confirmed");
+    let data = datanetsCall {
+        id: U256::from(chain_id),
+    }
+    .abi_encode();
+    let out = result(
+        &n,
+        "eth_call",
+        json!([{"to": "0xC0DE000000000000000000000000000000000001",
+                "data": alloy_primitives::hex::encode_prefixed(data)}, "latest"]),
+    )
+    .await;
+    let bytes = alloy_primitives::hex::decode(out.as_str().expect("hex")).expect("hex");
+    let d = datanetsCall::abi_decode_returns(&bytes).expect("decode");
+    assert_eq!(d.latestVersion, 2);
+    assert_eq!(d.owner, dev(0).address(), "the node's operator signs");
+}

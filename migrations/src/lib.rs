@@ -13,6 +13,7 @@ use redb::{Database, ReadableDatabase, WriteTransaction};
 
 mod v1;
 mod v2;
+mod v3;
 
 /// The schema this build writes; equal to the storage crate's.
 pub const CURRENT: u64 = commons_storage::SCHEMA_VERSION;
@@ -64,7 +65,11 @@ struct Step {
     run: fn(&WriteTransaction) -> Result<()>,
 }
 
-const STEPS: &[Step] = &[Step { to: 1, run: v1::up }, Step { to: 2, run: v2::up }];
+const STEPS: &[Step] = &[
+    Step { to: 1, run: v1::up },
+    Step { to: 2, run: v2::up },
+    Step { to: 3, run: v3::up },
+];
 
 /// Schema version stamped in `db` (0 for a new, empty database).
 pub fn schema_version(db: &Database) -> Result<u64> {

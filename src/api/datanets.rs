@@ -203,8 +203,15 @@ pub(super) async fn create(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiE
 
 pub(super) async fn show(node: &Arc<Node>, slug: &str) -> Result<Resp, ApiError> {
     let (n, slug) = (node.clone(), slug.to_string());
-    let d = blocking(move || Ok(n.store.snapshot()?.datanet(&slug)?)).await?;
-    ok(&DatanetJson::from(&d))
+    let (d, reg) = blocking(move || {
+        let s = n.store.snapshot()?;
+        let d = s.datanet(&slug)?;
+        let reg = s.anchor(d.id, 0)?;
+        Ok((d, reg))
+    })
+    .await?;
+    let ledger = AnchorJson::new(reg.as_ref(), node.publisher.is_some());
+    ok(&DatanetJson::from(&d).with_ledger(ledger))
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,26 +314,32 @@ pub(super) async fn roles(node: &Arc<Node>, slug: &str, req: &mut Req) -> Result
 
 pub(super) async fn versions(node: &Arc<Node>, slug: &str) -> Result<Resp, ApiError> {
     let (n, s2) = (node.clone(), slug.to_string());
-    let vs = blocking(move || {
+    let (vs, anchors) = blocking(move || {
         let s = n.store.snapshot()?;
         let d = s.datanet(&s2)?;
-        Ok(s.versions(d.id)?)
+        let anchors: std::collections::HashMap<u64, _> = s.anchors(d.id)?.into_iter().collect();
+        Ok((s.versions(d.id)?, anchors))
     })
     .await?;
-    let items: Vec<_> = vs.iter().map(|v| VersionJson::new(slug, v)).collect();
+    let publishing = node.publisher.is_some();
+    let items: Vec<_> = vs
+        .iter()
+        .map(|v| VersionJson::new(slug, v, AnchorJson::new(anchors.get(&v.number), publishing)))
+        .collect();
     ok(&json!({ "items": items }))
 }
 
 pub(super) async fn version(node: &Arc<Node>, slug: &str, number: &str) -> Result<Resp, ApiError> {
     let number = id(number, "version")?;
     let (n, s2) = (node.clone(), slug.to_string());
-    let v = blocking(move || {
+    let (v, anchor) = blocking(move || {
         let s = n.store.snapshot()?;
         let d = s.datanet(&s2)?;
-        Ok(s.version(d.id, number)?)
+        Ok((s.version(d.id, number)?, s.anchor(d.id, number)?))
     })
     .await?;
-    ok(&VersionJson::new(slug, &v))
+    let ledger = AnchorJson::new(anchor.as_ref(), node.publisher.is_some());
+    ok(&VersionJson::new(slug, &v, ledger))
 }
 
 /// Rows with their contributors, looked up once per contribution.
@@ -778,6 +791,7 @@ pub(super) async fn review(node: &Arc<Node>, slug: &str, req: &mut Req) -> Resul
     };
     let signed = check(node, &msg, &a)?;
     let (n, slug) = (node.clone(), slug.to_string());
+    let publishing = node.publisher.is_some();
     let out = blocking(move || {
         let o = n.store.review(ReviewRequest {
             datanet: slug.clone(),
@@ -787,7 +801,7 @@ pub(super) async fn review(node: &Arc<Node>, slug: &str, req: &mut Req) -> Resul
             signed,
         })?;
         Ok(json!({
-            "version": o.version.as_ref().map(|v| VersionJson::new(&slug, v)),
+            "version": o.version.as_ref().map(|v| VersionJson::new(&slug, v, AnchorJson::new(None, publishing))),
             "contributions": o.contributions.iter().map(|c| ContributionJson::new(&slug, c)).collect::<Vec<_>>(),
         }))
     })
@@ -828,7 +842,8 @@ pub(super) async fn take_down(
         })?)
     })
     .await?;
-    ok(&VersionJson::new(slug, &v))
+    let ledger = AnchorJson::new(None, node.publisher.is_some());
+    ok(&VersionJson::new(slug, &v, ledger))
 }
 
 pub(super) async fn contribution(node: &Arc<Node>, cid: &str) -> Result<Resp, ApiError> {

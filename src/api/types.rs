@@ -2,6 +2,7 @@
 //! decides what clients see.
 
 use alloy_primitives::{Address, U256};
+use commons_storage::anchors::Anchor;
 use commons_storage::model::{self, Membership};
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,16 @@ pub(crate) struct DatanetJson {
     row_count: u64,
     contribution_count: u64,
     pending_count: u64,
+    /// Its registration in DatanetRegistry (on the single-datanet view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<AnchorJson>,
+}
+
+impl DatanetJson {
+    pub(crate) fn with_ledger(mut self, ledger: AnchorJson) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
 }
 
 impl From<&model::Datanet> for DatanetJson {
@@ -77,6 +88,7 @@ impl From<&model::Datanet> for DatanetJson {
             row_count: d.row_count,
             contribution_count: d.contribution_count,
             pending_count: d.pending_count,
+            ledger: None,
         }
     }
 }
@@ -95,10 +107,45 @@ pub(crate) struct VersionJson {
     contributions: Vec<u64>,
     removed_rows: Vec<u64>,
     reason: Option<String>,
+    ledger: AnchorJson,
+}
+
+/// Where a datanet's registration or a version's publication in DatanetRegistry stands.
+#[derive(Debug, Serialize)]
+pub(crate) struct AnchorJson {
+    /// `queued` (not sent yet), `sent`, `confirmed`, `failed`, or `off` (the node has no
+    /// operator key, so nothing is published).
+    status: &'static str,
+    tx_hash: Option<String>,
+    block: Option<u64>,
+    /// The datanet's id in DatanetRegistry.
+    datanet_id: Option<u64>,
+    error: Option<String>,
+}
+
+impl AnchorJson {
+    pub(crate) fn new(a: Option<&Anchor>, publishing: bool) -> Self {
+        match a {
+            None => AnchorJson {
+                status: if publishing { "queued" } else { "off" },
+                tx_hash: None,
+                block: None,
+                datanet_id: None,
+                error: None,
+            },
+            Some(a) => AnchorJson {
+                status: a.state.as_str(),
+                tx_hash: Some(format!("0x{}", hex::encode(a.tx_hash))),
+                block: a.block,
+                datanet_id: a.chain_datanet,
+                error: a.error.clone(),
+            },
+        }
+    }
 }
 
 impl VersionJson {
-    pub(crate) fn new(slug: &str, v: &model::Version) -> Self {
+    pub(crate) fn new(slug: &str, v: &model::Version, ledger: AnchorJson) -> Self {
         VersionJson {
             datanet: slug.to_string(),
             number: v.number,
@@ -112,6 +159,7 @@ impl VersionJson {
             contributions: v.contributions.clone(),
             removed_rows: v.removed_rows.clone(),
             reason: v.reason.clone(),
+            ledger,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod anchors;
 pub mod error;
 pub mod merkle;
 pub mod model;
@@ -33,7 +34,7 @@ pub use store::{
 pub use writer::{Tables, WriteCtx};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Size of one blob chunk: large files are split so no single value gets huge.
 pub const BLOB_CHUNK: usize = 1 << 20;

@@ -200,6 +200,7 @@ impl Store {
         let txn = db.begin_write()?;
         tables::create_all(&txn)?;
         tables::create_v2(&txn)?;
+        tables::create_v3(&txn)?;
         {
             let mut t = txn.open_table(tables::META)?;
             t.insert(meta::SCHEMA_VERSION, SCHEMA_VERSION)?;

@@ -53,6 +53,9 @@ pub const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("ses
 pub const ADAPTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("adapters");
 /// Schema 2: blake3(API key) → `ApiKeyRecord`.
 pub const API_KEYS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("api_keys");
+/// (datanet id, version number) → [`crate::anchors::Anchor`]: what the node sent to the
+/// ledger for it. Version 0 stands for the datanet's registration in DatanetRegistry.
+pub const ANCHORS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("ledger_anchors");
 
 /// Create every table of schema 1 inside `txn` (opening a table creates it).
 pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
@@ -81,6 +84,12 @@ pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> 
 pub fn create_v2(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(ADAPTERS)?;
     txn.open_table(API_KEYS)?;
+    Ok(())
+}
+
+/// Create the tables schema 3 adds.
+pub fn create_v3(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(ANCHORS)?;
     Ok(())
 }
 

@@ -50,6 +50,7 @@ pub struct Tables<'a> {
     pub sessions: Table<'a, [u8; 32], &'static [u8]>,
     pub adapters: Table<'a, &'static str, &'static [u8]>,
     pub api_keys: Table<'a, [u8; 32], &'static [u8]>,
+    pub anchors: Table<'a, (u64, u64), &'static [u8]>,
 }
 
 impl std::fmt::Debug for Tables<'_> {
@@ -81,6 +82,7 @@ impl<'a> Tables<'a> {
             sessions: txn.open_table(tables::SESSIONS)?,
             adapters: txn.open_table(tables::ADAPTERS)?,
             api_keys: txn.open_table(tables::API_KEYS)?,
+            anchors: txn.open_table(tables::ANCHORS)?,
         })
     }
 }
