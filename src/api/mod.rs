@@ -9,6 +9,7 @@ mod adapters;
 mod console;
 mod datanets;
 mod error;
+mod ledger;
 mod openai;
 mod search;
 mod sql;
@@ -339,6 +340,15 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
             Ok(json(StatusCode::OK, &v))
         }
         ("POST", ["api", "v1", "ledger", "deposits"]) => ledger_deposit(&node, &mut req).await,
+        ("GET", ["api", "v1", "ledger"]) => ledger::status(&node).await,
+        ("GET", ["api", "v1", "ledger", "blocks"]) => ledger::blocks(&node, &req).await,
+        ("GET", ["api", "v1", "ledger", "blocks", id]) => ledger::block(&node, id).await,
+        ("GET", ["api", "v1", "ledger", "transactions"]) => ledger::transactions(&node, &req).await,
+        ("GET", ["api", "v1", "ledger", "transactions", hash]) => {
+            ledger::transaction(&node, hash).await
+        }
+        ("GET", ["api", "v1", "ledger", "accounts", addr]) => ledger::account(&node, addr).await,
+        ("GET", ["api", "v1", "ledger", "events"]) => ledger::events(&node, &req).await,
         (_, ["api", ..]) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
