@@ -251,6 +251,47 @@ fn parse_b256(v: &Value, what: &str) -> Result<B256, RpcError> {
         .map_err(|_| RpcError::params(format!("invalid {what}: {s}")))
 }
 
+/// A storage key as geth reads it: hex of at most 32 bytes, left-padded (an odd number of
+/// digits is allowed), with geth's messages for the two ways it goes wrong.
+fn parse_storage_key(v: &Value) -> Result<B256, RpcError> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| RpcError::params(format!("invalid storage key: {v}")))?;
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let padded = if digits.len() % 2 == 1 {
+        format!("0{digits}")
+    } else {
+        digits.to_string()
+    };
+    let bytes = alloy_primitives::hex::decode(&padded)
+        .map_err(|_| RpcError::params(format!("invalid hex in storage key: {s:?}")))?;
+    if bytes.len() > 32 {
+        return Err(RpcError::params(format!(
+            "storage key too long (want at most 32 bytes): {s:?}"
+        )));
+    }
+    let mut out = [0u8; 32];
+    out[32 - bytes.len()..].copy_from_slice(&bytes);
+    Ok(B256::from(out))
+}
+
+/// How eth_getProof echoes a key: a 32-byte key as given, any other as a quantity (geth's
+/// rule, kept for older clients).
+fn proof_key_json(given: &Value, key: &B256) -> Value {
+    let digits = given
+        .as_str()
+        .map(|s| s.trim_start_matches("0x").len())
+        .unwrap_or(0);
+    if digits == 64 {
+        json!(key)
+    } else {
+        qu(U256::from_be_bytes(key.0))
+    }
+}
+
 fn parse_bytes(v: &Value, what: &str) -> Result<Bytes, RpcError> {
     let s = v
         .as_str()
@@ -268,6 +309,12 @@ fn block_number(l: &Ledger, v: Option<&Value>) -> Result<u64, RpcError> {
         Value::String(s) => match s.as_str() {
             "latest" | "pending" | "safe" | "finalized" => Ok(head),
             "earliest" => Ok(0),
+            // EIP-1898 allows a bare block hash where a block number goes.
+            _ if s.starts_with("0x") && s.len() == 66 => {
+                let h = parse_b256(v, "block hash")?;
+                l.block_number(&h)?
+                    .ok_or_else(|| RpcError::new(-32000, format!("block {h} not found")))
+            }
             _ if s.starts_with("0x") => parse_u64(v, "block number"),
             _ => Err(RpcError::params(format!("unknown block tag '{s}'"))),
         },
@@ -410,7 +457,7 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
         }
         "eth_getStorageAt" => {
             let a = parse_addr(need(p, 0, "address")?, "address")?;
-            let slot = parse_b256(need(p, 1, "slot")?, "slot")?;
+            let slot = parse_storage_key(need(p, 1, "slot")?)?;
             state_block(l, param(p, 2))?;
             let v = l.storage_at(&a, U256::from_be_bytes(slot.0))?;
             Ok(json!(B256::from(v.to_be_bytes::<32>())))
@@ -457,21 +504,27 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
         }
         "eth_getBlockReceipts" => {
             let n = block_number(l, Some(need(p, 0, "block")?))?;
+            let time = block_time(l, Some(n))?;
             Ok(l.block_receipts(n)?
-                .map(|rs| Value::Array(rs.iter().map(receipt_json).collect()))
+                .map(|rs| Value::Array(rs.iter().map(|r| receipt_json(r, time)).collect()))
                 .unwrap_or(Value::Null))
         }
         "eth_getTransactionByHash" => {
             let h = parse_b256(need(p, 0, "hash")?, "hash")?;
-            Ok(l.transaction(&h)?
-                .map(|t| tx_json(&t))
-                .unwrap_or(Value::Null))
+            Ok(match l.transaction(&h)? {
+                None => Value::Null,
+                Some(t) => {
+                    let time = block_time(l, t.block.map(|b| b.1))?;
+                    tx_json(&t, time)
+                }
+            })
         }
         "eth_getTransactionReceipt" => {
             let h = parse_b256(need(p, 0, "hash")?, "hash")?;
-            Ok(l.receipt(&h)?
-                .map(|r| receipt_json(&r))
-                .unwrap_or(Value::Null))
+            Ok(match l.receipt(&h)? {
+                None => Value::Null,
+                Some(r) => receipt_json(&r, block_time(l, Some(r.block_number))?),
+            })
         }
         "eth_getLogs" => {
             let f = log_filter(l, need(p, 0, "filter")?)?;
@@ -484,8 +537,12 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
         "eth_getProof" => {
             let a = parse_addr(need(p, 0, "address")?, "address")?;
             let mut slots = Vec::new();
-            for s in need(p, 1, "storage keys")?.as_array().into_iter().flatten() {
-                slots.push(parse_b256(s, "storage key")?);
+            let given: Vec<Value> = need(p, 1, "storage keys")?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for s in &given {
+                slots.push(parse_storage_key(s)?);
             }
             state_block(l, param(p, 2))?;
             let pr = l.proof(&a, &slots)?;
@@ -496,8 +553,8 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
                 "codeHash": pr.account.code_hash,
                 "nonce": q(pr.account.nonce),
                 "storageHash": pr.account.storage_root,
-                "storageProof": pr.storage.iter().map(|(k, v, nodes)| json!({
-                    "key": k, "value": qu(*v), "proof": nodes,
+                "storageProof": pr.storage.iter().zip(&given).map(|((k, v, nodes), g)| json!({
+                    "key": proof_key_json(g, k), "value": qu(*v), "proof": nodes,
                 })).collect::<Vec<_>>(),
             }))
         }
@@ -567,7 +624,13 @@ fn log_filter(l: &Ledger, v: &Value) -> Result<Option<LogFilter>, RpcError> {
         .as_object()
         .ok_or_else(|| RpcError::params("the filter must be an object"))?;
     let head = l.head().header.number;
-    let (from, to) = if let Some(h) = o.get("blockHash").filter(|v| !v.is_null()) {
+    let given = |k: &str| o.get(k).filter(|v| !v.is_null());
+    let (from, to) = if let Some(h) = given("blockHash") {
+        if given("fromBlock").is_some() || given("toBlock").is_some() {
+            return Err(RpcError::params(
+                "invalid argument 0: cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other",
+            ));
+        }
         let h = parse_b256(h, "blockHash")?;
         let n = l
             .block_number(&h)?
@@ -578,6 +641,14 @@ fn log_filter(l: &Ledger, v: &Value) -> Result<Option<LogFilter>, RpcError> {
         let to = block_number(l, o.get("toBlock").filter(|v| !v.is_null()))?;
         if from > to {
             return Err(RpcError::params("invalid block range params"));
+        }
+        // A range past the head names blocks that do not exist yet (a tag never does).
+        if to > head
+            && given("toBlock").is_some_and(|v| v.as_str().is_some_and(|s| s.starts_with("0x")))
+        {
+            return Err(RpcError::params(
+                "block range extends beyond current head block",
+            ));
         }
         if to - from >= commons_ledger::chain::MAX_LOG_RANGE {
             return Err(RpcError::new(
@@ -634,7 +705,10 @@ fn log_filter(l: &Ledger, v: &Value) -> Result<Option<LogFilter>, RpcError> {
 fn block_json(b: &BlockInfo, full: bool) -> Value {
     let h = &b.header;
     let txs: Vec<Value> = if full {
-        b.txs.iter().map(tx_json).collect()
+        b.txs
+            .iter()
+            .map(|t| tx_json(t, Some(h.timestamp)))
+            .collect()
     } else {
         b.txs.iter().map(|t| json!(t.hash)).collect()
     };
@@ -669,7 +743,8 @@ fn block_json(b: &BlockInfo, full: bool) -> Value {
     })
 }
 
-fn tx_json(t: &TxInfo) -> Value {
+/// A transaction object; `time` is its block's timestamp (`None` while pending).
+fn tx_json(t: &TxInfo, time: Option<u64>) -> Value {
     let tx = &t.tx;
     let (block_hash, block_number, index) = match t.block {
         Some((h, n, i)) => (json!(h), q(n), q(i)),
@@ -685,6 +760,7 @@ fn tx_json(t: &TxInfo) -> Value {
         "type": q(u64::from(tx.tx_type() as u8)),
         "blockHash": block_hash,
         "blockNumber": block_number,
+        "blockTimestamp": time.map(q).unwrap_or(Value::Null),
         "transactionIndex": index,
     });
     if let OpTxEnvelope::Deposit(d) = tx {
@@ -742,7 +818,16 @@ fn tx_json(t: &TxInfo) -> Value {
     o
 }
 
-fn receipt_json(r: &ReceiptInfo) -> Value {
+/// The timestamp of block `n`, if there is one.
+fn block_time(l: &Ledger, n: Option<u64>) -> Result<Option<u64>, RpcError> {
+    Ok(match n {
+        Some(n) => l.header(n)?.map(|(h, _)| h.timestamp),
+        None => None,
+    })
+}
+
+/// A receipt; `time` is its block's timestamp (its logs show it).
+fn receipt_json(r: &ReceiptInfo, time: Option<u64>) -> Value {
     let rc = &r.receipt;
     let logs: Vec<Value> = rc
         .logs
@@ -755,6 +840,7 @@ fn receipt_json(r: &ReceiptInfo) -> Value {
                 "data": Bytes::from(l.data.clone()),
                 "blockHash": r.block_hash,
                 "blockNumber": q(r.block_number),
+                "blockTimestamp": time.map(q).unwrap_or(Value::Null),
                 "transactionHash": r.tx_hash,
                 "transactionIndex": q(r.index),
                 "logIndex": q(r.first_log_index + i as u64),

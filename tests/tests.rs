@@ -15,5 +15,6 @@ mod errors;
 mod ledger;
 mod openai;
 mod pg_clients;
+mod rpc_compat;
 mod search;
 mod sql;

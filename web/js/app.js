@@ -17,6 +17,7 @@ import * as searchPage from './pages/search.js';
 import * as sqlPage from './pages/sql.js';
 import * as modelsPage from './pages/models.js';
 import * as playgroundPage from './pages/playground.js';
+import * as ledgerPage from './pages/ledger.js';
 
 const ICONS = {
   search: '<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="10.5" cy="10.5" r="6.5"/><path d="M15.5 15.5L21 21"/></svg>',
@@ -25,6 +26,7 @@ const ICONS = {
   sql: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 5h16M4 10h16M4 15h9M4 20h6"/><path d="M16 17l2 2 4-4"/></svg>',
   models:
     '<svg viewBox="0 0 24 24" aria-hidden="true"><rect x="6" y="6" width="12" height="12" rx="2"/><path d="M9.5 9.5h5v5h-5z"/><path d="M9 3v3M15 3v3M9 18v3M15 18v3M3 9h3M3 15h3M18 9h3M18 15h3"/></svg>',
+  ledger: '<svg viewBox="0 0 24 24" aria-hidden="true"><rect x="3" y="4" width="7" height="7" rx="1.5"/><rect x="14" y="4" width="7" height="7" rx="1.5"/><rect x="8.5" y="14" width="7" height="7" rx="1.5"/><path d="M10 7.5h4M6.5 11v3.5h2M17.5 11v3.5h-2"/></svg>',
   playground: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 5.5A1.5 1.5 0 0 1 5.5 4h13A1.5 1.5 0 0 1 20 5.5v9a1.5 1.5 0 0 1-1.5 1.5H10l-4.5 4v-4h0A1.5 1.5 0 0 1 4 14.5z"/><path d="M8 8.5h8M8 12h5"/></svg>',
 };
 
@@ -36,6 +38,7 @@ const NAV = [
   { id: 'sql', label: 'SQL', href: '#/sql', icon: ICONS.sql },
   { id: 'models', label: 'Models', href: '#/models', icon: ICONS.models },
   { id: 'playground', label: 'Playground', href: '#/playground', icon: ICONS.playground },
+  { id: 'ledger', label: 'Ledger', href: '#/ledger', icon: ICONS.ledger },
 ];
 
 // Hash routes: a path pattern, its page module (`render(ctx)`), and its nav section.
@@ -51,6 +54,8 @@ const ROUTES = [
   { re: /^\/search\/?$/, page: searchPage, nav: 'search' },
   { re: /^\/models\/?$/, page: modelsPage, nav: 'models' },
   { re: /^\/playground\/?$/, page: playgroundPage, nav: 'playground' },
+  { re: /^\/ledger\/?$/, page: ledgerPage, nav: 'ledger' },
+  { re: /^\/ledger\/(blocks|tx|account)\/([^/]+)\/?$/, keys: ['kind', 'id'], page: ledgerPage, nav: 'ledger' },
   { re: /^\/login\/?$/, page: loginPage, nav: null },
 ];
 

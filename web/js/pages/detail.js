@@ -7,7 +7,7 @@ import * as eip712 from '../eip712.js';
 import { hashHex } from '../blake3.js';
 import { domain, isOwner, canReview } from '../context.js';
 import { renderMarkdown } from '../markdown.js';
-import { h, mount, errorBox, card, tagChips, addrEl, hashEl, dateEl, fmtNum, fmtDate, toast, empty, loading, modal } from '../ui.js';
+import { h, mount, errorBox, card, tagChips, addrEl, hashEl, dateEl, fmtNum, fmtDate, toast, empty, loading, modal, badge } from '../ui.js';
 import { datanetHeader } from './common.js';
 import { parseTags, validateTags } from './new.js';
 
@@ -167,6 +167,23 @@ function bigStat(label, value, href) {
   return h('div', { class: 'big-stat' }, h('div', { class: 'big-stat-value' }, v), h('div', { class: 'big-stat-label' }, label));
 }
 
+// Where the version's root stands in DatanetRegistry on the ledger.
+const LEDGER_STATES = {
+  confirmed: ['ok', 'Its root is in DatanetRegistry'],
+  sent: ['info', 'Sent to the ledger, waiting for its block'],
+  queued: ['info', 'The node will publish it shortly'],
+  failed: ['error', 'Publishing failed'],
+  off: ['', 'This node has no operator key, so it does not publish versions'],
+};
+
+function ledgerCell(l) {
+  if (!l) return h('span', { class: 'muted' }, '—');
+  const [kind, title] = LEDGER_STATES[l.status] || ['', l.status];
+  const b = badge(l.status === 'confirmed' ? `block ${fmtNum(l.block)}` : l.status, kind);
+  b.title = l.error ? `${title}: ${l.error}` : title;
+  return l.tx_hash ? h('a', { href: `#/ledger/tx/${l.tx_hash}`, class: 'ledger-link' }, b) : b;
+}
+
 function versionsCard(d, versions) {
   const base = `#/datanets/${encodeURIComponent(d.slug)}`;
   if (!versions.length) {
@@ -183,7 +200,7 @@ function versionsCard(d, versions) {
       h(
         'thead',
         {},
-        h('tr', {}, h('th', {}, 'Version'), h('th', {}, 'Created'), h('th', {}, 'By'), h('th', { class: 'col-num' }, 'Added'), h('th', { class: 'col-num' }, 'Removed'), h('th', { class: 'col-num' }, 'Rows'), h('th', {}, 'Root'), h('th', {}, '')),
+        h('tr', {}, h('th', {}, 'Version'), h('th', {}, 'Created'), h('th', {}, 'By'), h('th', { class: 'col-num' }, 'Added'), h('th', { class: 'col-num' }, 'Removed'), h('th', { class: 'col-num' }, 'Rows'), h('th', {}, 'Root'), h('th', {}, 'Ledger'), h('th', {}, '')),
       ),
       h(
         'tbody',
@@ -199,6 +216,7 @@ function versionsCard(d, versions) {
             h('td', { class: 'col-num minus' }, v.rows_removed ? `−${fmtNum(v.rows_removed)}` : '0'),
             h('td', { class: 'col-num' }, fmtNum(v.row_count)),
             h('td', {}, hashEl(v.root)),
+            h('td', { class: 'col-ledger' }, ledgerCell(v.ledger)),
             h('td', { class: 'col-actions' }, v.parent ? h('a', { href: `${base}/diff?from=${v.parent}&to=${v.number}` }, 'diff') : h('span', { class: 'muted small' }, 'first')),
           ),
         ),
