@@ -725,4 +725,87 @@ async fn accepted_versions_are_published_to_the_datanet_registry() {
     let d = datanetsCall::abi_decode_returns(&bytes).expect("decode");
     assert_eq!(d.latestVersion, 2);
     assert_eq!(d.owner, dev(0).address(), "the node's operator signs");
+
+    // The REST views the console reads: the publications, decoded with the contract's ABI.
+    let status = n.get_ok("/api/v1/ledger").await;
+    assert_eq!(status["chain_id"], 1612);
+    assert_eq!(
+        status["publisher"]["operator"].as_str(),
+        Some(format!("{:#x}", dev(0).address()).as_str())
+    );
+    assert_eq!(status["supply_open"], "1000000000");
+    assert_eq!(status["contracts"].as_array().map(Vec::len), Some(6));
+    let txs = n.get_ok("/api/v1/ledger/transactions?limit=5").await;
+    let newest = &txs["items"][0];
+    assert_eq!(newest["method"], "publishVersion", "{txs}");
+    assert_eq!(newest["contract"], "DatanetRegistry");
+    assert_eq!(newest["args"]["number"], "2");
+    assert_eq!(newest["status"], "success");
+    let hash = newest["hash"].as_str().expect("hash").to_string();
+    let tx = n
+        .get_ok(&format!("/api/v1/ledger/transactions/{hash}"))
+        .await;
+    assert_eq!(tx["logs"][0]["event"], "VersionPublished", "{tx}");
+    assert_eq!(
+        tx["logs"][0]["args"]["root"]
+            .as_str()
+            .map(|r| r.trim_start_matches("0x")),
+        versions[1]["root"].as_str()
+    );
+    let block = n
+        .get_ok(&format!("/api/v1/ledger/blocks/{}", tx["block"]))
+        .await;
+    assert!(
+        block["transactions"]
+            .as_array()
+            .expect("txs")
+            .iter()
+            .any(|t| t["hash"] == hash.as_str()),
+        "{block}"
+    );
+    assert_eq!(block["transactions"][0]["kind"], "l1-attributes");
+    let blocks = n.get_ok("/api/v1/ledger/blocks?limit=2").await;
+    assert_eq!(blocks["items"].as_array().map(Vec::len), Some(2));
+    let older = blocks["next_cursor"].as_str().expect("cursor");
+    let page2 = n
+        .get_ok(&format!("/api/v1/ledger/blocks?limit=2&before={older}"))
+        .await;
+    assert!(
+        page2["items"][0]["number"].as_u64() < blocks["items"][1]["number"].as_u64(),
+        "pages go back in time: {page2}"
+    );
+    let events = n
+        .get_ok("/api/v1/ledger/events?address=0xC0DE000000000000000000000000000000000001&limit=10")
+        .await;
+    let names: Vec<&str> = events["items"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["VersionPublished", "VersionPublished", "DatanetRegistered"],
+        "{events}"
+    );
+    let registry = n
+        .get_ok("/api/v1/ledger/accounts/0xC0DE000000000000000000000000000000000001")
+        .await;
+    assert_eq!(registry["contract"], "DatanetRegistry");
+    assert!(registry["code_size"].as_u64() > Some(0));
+    for (path, status) in [
+        ("/api/v1/ledger/blocks/99999", 404),
+        ("/api/v1/ledger/blocks/nope", 400),
+        ("/api/v1/ledger/transactions/0x12", 400),
+        ("/api/v1/ledger/accounts/0xzz", 400),
+        ("/api/v1/ledger/blocks?limit=0", 400),
+        (
+            "/api/v1/ledger/transactions/0x0000000000000000000000000000000000000000000000000000000000000001",
+            404,
+        ),
+    ] {
+        let got = n.get(path).await;
+        assert_eq!(got.0, status, "{path}: {}", got.1);
+        assert!(got.1["error"]["message"].is_string(), "{path}: {}", got.1);
+    }
 }
