@@ -15,6 +15,9 @@
 // browser shows exactly the .txt's paragraphs in version 1 -> the diff page says a diff needs
 // two versions -> contribute and accept a .jsonl -> the diff 1 -> 2 shows exactly its rows ->
 // the owner edits the datanet and takes a row down (diff 2 -> 3 shows it removed).
+// Ledger: each version links to the DatanetRegistry transaction that published its root ->
+// the Ledger page's head, blocks, transactions, contracts and events -> an account's balance
+// and history.
 // Models: the base model card once the dev model has loaded -> upload the adapter, see it in
 // the table (cold) -> a bad weights file shows the node's message verbatim -> Load / Unload
 // move it between tiers -> the Playground on it streams an answer piece by piece, equal to
@@ -417,6 +420,47 @@ try {
     assert.equal(await page.locator('#removed-count').innerText(), '−0 removed');
     assert.deepEqual(await texts('#diff-added .row-text'), JSONL_LINES, 'the added rows are the .jsonl lines');
     assert.equal(await page.locator('#diff-removed').isVisible(), false, 'nothing was removed');
+  });
+
+  await step('each version links to the ledger transaction that published its root', async () => {
+    await until(async () => {
+      await go(`#/datanets/${slug}`);
+      await visible('#versions');
+      return /block/.test(await page.locator('#versions tr[data-version="2"] .col-ledger').innerText());
+    }, 'version 2 is confirmed on the ledger (the operator publishes it)', 30000);
+    await page.locator('#versions tr[data-version="2"] .col-ledger a').click();
+    await visible('#tx-details');
+    assert.match(await page.locator('#tx-details').innerText(), /publishVersion/);
+    assert.match(await page.locator('#tx-args').innerText(), /number: 2/);
+    assert.deepEqual(await texts('#tx-events .event-row td:first-child'), ['VersionPublished']);
+  });
+
+  await step('Ledger: the head, recent blocks and transactions, contracts and their events', async () => {
+    await go('#/ledger');
+    await until(async () => /#\d/.test(await page.locator('#ledger-head').innerText()), 'the head block is shown');
+    await visible('#txs-table');
+    assert.match(await page.locator('#txs-table').innerText(), /publishVersion/);
+    await visible('#ledger-contracts tr[data-name="DatanetRegistry"]');
+    assert.ok((await texts('#ledger-events .event-row td:first-child')).includes('VersionPublished'), 'the registry event is listed');
+    assert.match(await page.locator('#ledger-supply').getAttribute('title'), /^1000000000 OPEN$/);
+    await page.locator('#blocks-table .block-row .block-link').first().click();
+    await visible('#block-header');
+    assert.match(await page.locator('#block-txs').innerText(), /l1-attributes/);
+  });
+
+  await step('Ledger: an account, its balance and its history', async () => {
+    await go('#/ledger');
+    await visible('#account-form');
+    await page.fill('#account-address', '0x1234');
+    await page.click('#account-form button[type=submit]');
+    await until(async () => /40 hex digits/.test(await page.locator('#account-form + .field-error').innerText()), 'a bad address is refused in the form');
+    const dev0 = '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266';
+    await page.fill('#account-address', dev0);
+    await page.click('#account-form button[type=submit]');
+    await visible('#account-balance');
+    assert.match(await page.locator('#account-balance').innerText(), /OPEN$/);
+    await visible('#account-txs');
+    assert.match(await page.locator('#account-txs').innerText(), /publishVersion/);
   });
 
   await step('search finds the accepted paragraph, highlighted, and links to its rows', async () => {
