@@ -74,6 +74,11 @@ enum Command {
     },
     /// Print the well-known development accounts
     DevKeys,
+    /// Benchmarks that print their figures (see BENCHMARKS.md)
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
     /// About the node
     Node {
         #[command(subcommand)]
@@ -357,6 +362,13 @@ enum DatanetCmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    /// The ledger under load: signed transfers over eth_sendRawTransaction from this process
+    /// to a node it starts (or `--external`), counted once mined
+    Ledger(crate::bench::LedgerBench),
+}
+
 /// Run the command line; errors come back for `main` to print on one line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
@@ -367,6 +379,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => serve(&g, overrides, print_config).await,
         Command::DevKeys => dev_keys(g.json),
         Command::Check => check(&g),
+        Command::Bench {
+            cmd: BenchCmd::Ledger(a),
+        } => {
+            init_logging("warn");
+            crate::bench::ledger(a, &g.node, g.json).await
+        }
         cmd => client_command(&g, cmd).await,
     }
 }
@@ -820,7 +838,7 @@ async fn client_command(g: &Global, cmd: Command) -> anyhow::Result<()> {
         Command::Ledger { cmd } => {
             crate::cli_ledger::run(cmd, &c, g.json, || key(g), &g.data_dir).await?
         }
-        Command::Serve { .. } | Command::DevKeys | Command::Check => {
+        Command::Serve { .. } | Command::DevKeys | Command::Check | Command::Bench { .. } => {
             unreachable!("handled before a client is made")
         }
     }

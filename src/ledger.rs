@@ -29,8 +29,32 @@ pub struct LedgerNode {
     pub da_safe: Arc<AtomicU64>,
     /// Where DA batches go.
     pub da_dir: PathBuf,
+    /// How the blocks this process sealed were made, newest last (at most [`RECENT_BLOCKS`]).
+    pub recent: Arc<Mutex<std::collections::VecDeque<BlockTiming>>>,
     sequencer: Mutex<Option<Sequencer>>,
     da: Option<Arc<commons_ledger::da::DaWriter>>,
+}
+
+/// How many sealed blocks' timings the node keeps for `/api/v1/ledger/timings`.
+pub const RECENT_BLOCKS: usize = 8192;
+
+/// Where the time of sealing one block went.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct BlockTiming {
+    /// Block number.
+    pub number: u64,
+    /// User transactions in it (the L1-attributes deposit and L1 deposits not counted).
+    pub txs: usize,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Sealed at, unix milliseconds.
+    pub sealed_at_ms: u64,
+    /// Executing the transactions, ms.
+    pub execute_ms: f64,
+    /// Writing the state and updating the tries, ms.
+    pub state_root_ms: f64,
+    /// The rest up to and including the commit, ms.
+    pub commit_ms: f64,
 }
 
 impl std::fmt::Debug for LedgerNode {
@@ -133,8 +157,41 @@ impl LedgerNode {
         let da_safe = da.safe_head();
         let block_time = Duration::from_secs_f64(config.ledger.block_time_secs.max(0.0));
         let sink = da.clone();
-        let sequencer =
-            Sequencer::spawn(ledger.clone(), block_time, Box::new(move |s| sink.push(s)));
+        let recent = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+        let record = recent.clone();
+        let sequencer = Sequencer::spawn(
+            ledger.clone(),
+            block_time,
+            Box::new(move |s| {
+                sink.push(s);
+                let t = s.timings;
+                let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                metrics::histogram!("commons_ledger_block_seconds", "part" => "execute")
+                    .record(t.execute.as_secs_f64());
+                metrics::histogram!("commons_ledger_block_seconds", "part" => "state_root")
+                    .record(t.state_root.as_secs_f64());
+                metrics::histogram!("commons_ledger_block_seconds", "part" => "commit")
+                    .record(t.commit.as_secs_f64());
+                metrics::counter!("commons_ledger_transactions_total").increment(s.user_txs as u64);
+                metrics::gauge!("commons_ledger_head").set(s.header.number as f64);
+                let mut r = record.lock().unwrap_or_else(|p| p.into_inner());
+                if r.len() >= RECENT_BLOCKS {
+                    r.pop_front();
+                }
+                r.push_back(BlockTiming {
+                    number: s.header.number,
+                    txs: s.user_txs,
+                    gas_used: s.header.gas_used,
+                    sealed_at_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0),
+                    execute_ms: ms(t.execute),
+                    state_root_ms: ms(t.state_root),
+                    commit_ms: ms(t.commit),
+                });
+            }),
+        );
         let accounts = if config.dev {
             dev_accounts()?
         } else {
@@ -146,6 +203,7 @@ impl LedgerNode {
             block_time_secs: config.ledger.block_time_secs,
             da_safe,
             da_dir,
+            recent,
             sequencer: Mutex::new(Some(sequencer)),
             da: Some(da),
         })

@@ -559,6 +559,22 @@ pub(super) async fn events(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
     Ok(reply(StatusCode::OK, &v))
 }
 
+/// `GET /api/v1/ledger/timings?after=N`: how the blocks this process sealed were made
+/// (execute / state root / commit ms, transactions, gas), oldest first, after block N.
+pub(super) async fn timings(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
+    let after: u64 = req.q_parse("after")?.unwrap_or(0);
+    let items: Vec<crate::ledger::BlockTiming> = node
+        .ledger
+        .recent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|t| t.number > after)
+        .copied()
+        .collect();
+    Ok(reply(StatusCode::OK, &json!({ "items": items })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,493 @@
+//! `commons bench ledger`: the ledger under load from a separate process, as wallets and apps
+//! load it — signed transactions through `eth_sendRawTransaction` over several HTTP
+//! connections, counted once mined.
+//!
+//! By default it starts its own node (`commons serve --dev` of this same binary on a temporary
+//! data dir, so node and load are two processes), funds its senders from the dev accounts,
+//! signs every transaction before the clock starts (signing is the wallet's cost, not the
+//! node's), sends them, and reads from the node how each block was made
+//! (`/api/v1/ledger/timings`): throughput, block fill, and where a block's time went.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, Bytes, TxKind, U256, keccak256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use commons_ledger::alloy_consensus::{SignableTransaction, TxEip1559};
+use commons_ledger::alloy_eips::eip2718::Encodable2718;
+use commons_ledger::op_alloy_consensus::OpTxEnvelope;
+use serde_json::{Value, json};
+
+/// `commons bench ledger` options.
+#[derive(Debug, Clone, Args)]
+pub struct LedgerBench {
+    /// Native transfers to send, each to a new account
+    #[arg(long, default_value_t = 50_000)]
+    pub transfers: usize,
+    /// Sending accounts (funded by the dev accounts before the clock starts)
+    #[arg(long, default_value_t = 1_000)]
+    pub senders: usize,
+    /// HTTP connections the load uses
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Block time of the node it starts, seconds
+    #[arg(long, default_value_t = 0.25)]
+    pub block_time: f64,
+    /// Load an already running node (`--node`, started with `--dev`) instead of starting one
+    #[arg(long)]
+    pub external: bool,
+    /// Keep the data dir of the node it starts (printed at the end)
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// The node under test.
+struct Target {
+    url: String,
+    child: Option<Child>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_node(block_time: f64) -> anyhow::Result<Target> {
+    let dir = tempfile::Builder::new()
+        .prefix("commons-bench-ledger-")
+        .tempdir()?;
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--dev",
+            "--json",
+            "--http",
+            "127.0.0.1:0",
+            "--rpc",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--block-time")
+        .arg(block_time.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start commons serve")?;
+    let out = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    let info: Value = serde_json::from_str(line.trim())
+        .with_context(|| format!("serve --json printed {line:?}"))?;
+    let api = info["api"]
+        .as_str()
+        .ok_or_else(|| anyhow!("serve printed no api URL: {info}"))?;
+    Ok(Target {
+        url: api.trim_end_matches("/api/v1").to_string(),
+        child: Some(child),
+        dir: Some(dir),
+    })
+}
+
+#[derive(Clone)]
+struct Rpc {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Rpc {
+    async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let v: Value = self
+            .http
+            .post(format!("{}/rpc", self.url))
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(e) = v.get("error") {
+            bail!("{method}: {}", e["message"].as_str().unwrap_or("error"));
+        }
+        Ok(v["result"].clone())
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    async fn nonce(&self, a: Address, tag: &str) -> anyhow::Result<u64> {
+        let v = self
+            .call("eth_getTransactionCount", json!([a, tag]))
+            .await?;
+        hex_u64(&v)
+    }
+}
+
+fn hex_u64(v: &Value) -> anyhow::Result<u64> {
+    let s = v.as_str().ok_or_else(|| anyhow!("not a quantity: {v}"))?;
+    Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
+}
+
+/// The bench's senders: fixed keys, so a kept data dir can be loaded again.
+fn sender(i: usize) -> anyhow::Result<PrivateKeySigner> {
+    let seed = keccak256(format!("commons bench ledger sender {i}").as_bytes());
+    PrivateKeySigner::from_bytes(&seed).map_err(|e| anyhow!("sender key {i}: {e}"))
+}
+
+struct Signed {
+    sender: usize,
+    raw: Bytes,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign_transfer(
+    key: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    max_fee: u128,
+    tip: u128,
+) -> anyhow::Result<Bytes> {
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(to),
+        value,
+        input: Bytes::new(),
+        access_list: Default::default(),
+    };
+    let sig = key
+        .sign_hash_sync(&tx.signature_hash())
+        .map_err(|e| anyhow!("sign: {e}"))?;
+    Ok(OpTxEnvelope::Eip1559(tx.into_signed(sig))
+        .encoded_2718()
+        .into())
+}
+
+/// Send one signed transaction, waiting out a full pool; `false` when the node refused it.
+async fn send(rpc: &Rpc, raw: &Bytes, refused: &AtomicU64) -> anyhow::Result<bool> {
+    let hex = alloy_primitives::hex::encode_prefixed(raw);
+    for _ in 0..10_000 {
+        match rpc.call("eth_sendRawTransaction", json!([hex])).await {
+            Ok(_) => return Ok(true),
+            Err(e) => {
+                let m = e.to_string();
+                // Back-pressure: the pool (or this sender's share of it) is full; blocks drain it.
+                if m.contains("txpool is full") || m.contains("nonce too high") {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                if m.contains("already known") {
+                    return Ok(true);
+                }
+                refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %m, "the node refused a bench transaction");
+                return Ok(false);
+            }
+        }
+    }
+    bail!("the pool stayed full for a minute")
+}
+
+/// Fund `senders` from the ten dev accounts, in waves the pool takes.
+async fn fund(
+    rpc: &Rpc,
+    keys: &[PrivateKeySigner],
+    chain_id: u64,
+    each: U256,
+    max_fee: u128,
+    tip: u128,
+) -> anyhow::Result<()> {
+    let devs: Vec<PrivateKeySigner> = (0..crate::auth::DEV_ACCOUNTS)
+        .map(|i| crate::auth::dev_key(i).map_err(|e| anyhow!(e)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut nonces = Vec::new();
+    for d in &devs {
+        nonces.push(rpc.nonce(d.address(), "pending").await?);
+    }
+    let refused = AtomicU64::new(0);
+    for wave in keys.chunks(devs.len() * 50) {
+        for (i, k) in wave.iter().enumerate() {
+            let d = i % devs.len();
+            let raw = sign_transfer(
+                &devs[d],
+                chain_id,
+                nonces[d],
+                k.address(),
+                each,
+                max_fee,
+                tip,
+            )?;
+            nonces[d] += 1;
+            if !send(rpc, &raw, &refused).await? {
+                bail!("the node refused to fund a sender");
+            }
+        }
+        for (d, dev) in devs.iter().enumerate() {
+            while rpc.nonce(dev.address(), "latest").await? < nonces[d] {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Run the ledger load benchmark; prints its figures (JSON with `--json`).
+pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow::Result<()> {
+    if args.senders == 0 || args.connections == 0 || args.transfers == 0 {
+        bail!("--senders, --connections and --transfers must be at least 1");
+    }
+    let target = if args.external {
+        Target {
+            url: node_url.trim_end_matches('/').to_string(),
+            child: None,
+            dir: None,
+        }
+    } else {
+        start_node(args.block_time)?
+    };
+    let rpc = Rpc {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.connections * 2)
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        url: target.url.clone(),
+    };
+    let chain_id = hex_u64(&rpc.call("eth_chainId", json!([])).await?)?;
+    let price = u128::from(hex_u64(&rpc.call("eth_gasPrice", json!([])).await?)?);
+    let tip = u128::from(hex_u64(
+        &rpc.call("eth_maxPriorityFeePerGas", json!([])).await?,
+    )?);
+    // Full blocks raise the base fee 2 % a block (Canyon): leave room for the whole run.
+    let max_fee = price * 50;
+    let keys: Vec<PrivateKeySigner> = (0..args.senders)
+        .map(sender)
+        .collect::<anyhow::Result<_>>()?;
+    let per_sender = args.transfers.div_ceil(args.senders) as u128;
+    let each = U256::from(per_sender * (21_000 * max_fee + 1) + 1_000_000_000_000_000_000u128);
+    eprintln!(
+        "bench ledger: node {} (chain {chain_id}), funding {} senders",
+        target.url, args.senders
+    );
+    fund(&rpc, &keys, chain_id, each, price * 4, tip).await?;
+
+    // Sign everything first, on every core.
+    eprintln!("bench ledger: signing {} transfers", args.transfers);
+    let mut start_nonces = Vec::with_capacity(keys.len());
+    for k in &keys {
+        start_nonces.push(rpc.nonce(k.address(), "pending").await?);
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let chunk = args.transfers.div_ceil(threads);
+    let signed: Vec<Signed> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (keys, start_nonces) = (&keys, &start_nonces);
+                s.spawn(move || -> anyhow::Result<Vec<Signed>> {
+                    let lo = t * chunk;
+                    let hi = ((t + 1) * chunk).min(args.transfers);
+                    (lo..hi)
+                        .map(|i| {
+                            let sender = i % keys.len();
+                            let round = (i / keys.len()) as u64;
+                            let to = Address::from_slice(
+                                &keccak256(format!("commons bench ledger account {i}").as_bytes())
+                                    [12..],
+                            );
+                            let raw = sign_transfer(
+                                &keys[sender],
+                                chain_id,
+                                start_nonces[sender] + round,
+                                to,
+                                U256::from(1u8),
+                                max_fee,
+                                tip,
+                            )?;
+                            Ok(Signed { sender, raw })
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(
+                h.join()
+                    .map_err(|_| anyhow!("a signing thread panicked"))??,
+            );
+        }
+        Ok::<_, anyhow::Error>(all)
+    })?;
+
+    // Each connection owns the senders with its index, so a sender's nonces go in order.
+    let mut queues: Vec<Vec<Bytes>> = vec![Vec::new(); args.connections];
+    for s in signed {
+        queues[s.sender % args.connections].push(s.raw);
+    }
+    let head_before = hex_u64(&rpc.call("eth_blockNumber", json!([])).await?)?;
+    let refused = Arc::new(AtomicU64::new(0));
+    eprintln!(
+        "bench ledger: sending over {} connections",
+        args.connections
+    );
+    let t0 = Instant::now();
+    let t0_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let mut tasks = Vec::new();
+    for q in queues {
+        let (rpc, refused) = (rpc.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            for raw in &q {
+                send(&rpc, raw, &refused).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let sent_secs = t0.elapsed().as_secs_f64();
+    // Mined: every sender's account nonce reached its last transaction.
+    let mut want: BTreeMap<usize, u64> = BTreeMap::new();
+    for i in 0..args.transfers {
+        let s = i % keys.len();
+        *want.entry(s).or_insert(start_nonces[s]) += 1;
+    }
+    let refused_n = refused.load(Ordering::Relaxed);
+    if refused_n == 0 {
+        for (s, n) in &want {
+            let mut waited = 0;
+            while rpc.nonce(keys[*s].address(), "latest").await? < *n {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                waited += 1;
+                if waited > 6_000 {
+                    bail!("sender {s}'s transactions were not mined in 2 minutes");
+                }
+            }
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+
+    // How the blocks were made, from the node.
+    let timings = rpc
+        .get(&format!("/api/v1/ledger/timings?after={head_before}"))
+        .await?;
+    let blocks: Vec<&Value> = timings["items"]
+        .as_array()
+        .map(|a| a.iter().filter(|b| b["txs"].as_u64() > Some(0)).collect())
+        .unwrap_or_default();
+    let f = |b: &Value, k: &str| b[k].as_f64().unwrap_or(0.0);
+    let mined: u64 = blocks.iter().map(|b| b["txs"].as_u64().unwrap_or(0)).sum();
+    let last_ms = blocks
+        .last()
+        .and_then(|b| b["sealed_at_ms"].as_u64())
+        .unwrap_or(t0_ms);
+    let mined_secs = (last_ms.saturating_sub(t0_ms)) as f64 / 1000.0;
+    let sorted = |k: &str| {
+        let mut v: Vec<f64> = blocks.iter().map(|b| f(b, k)).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (execute, state_root, commit) = (
+        sorted("execute_ms"),
+        sorted("state_root_ms"),
+        sorted("commit_ms"),
+    );
+    let txs_per_block = mined as f64 / blocks.len().max(1) as f64;
+    let out = json!({
+        "transfers": args.transfers,
+        "senders": args.senders,
+        "connections": args.connections,
+        "block_time_secs": args.block_time,
+        "refused": refused_n,
+        "mined": mined,
+        "blocks": blocks.len(),
+        "txs_per_block": txs_per_block,
+        "send_secs": sent_secs,
+        "wall_secs": wall,
+        "transfers_per_sec": args.transfers as f64 / if mined_secs > 0.0 { mined_secs } else { wall },
+        "block_ms": {
+            "execute": {"p50": percentile(&execute, 0.5), "p99": percentile(&execute, 0.99)},
+            "state_root": {"p50": percentile(&state_root, 0.5), "p99": percentile(&state_root, 0.99)},
+            "commit": {"p50": percentile(&commit, 0.5), "p99": percentile(&commit, 0.99)},
+        },
+        "data_dir": target.dir.as_ref().map(|d| d.path().display().to_string()),
+    });
+    if json_out {
+        println!("{out}");
+    } else {
+        println!(
+            "native transfers: {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
+            args.transfers,
+            args.connections,
+            sent_secs,
+            wall,
+            out["transfers_per_sec"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "blocks: {} with {:.0} transfers each; per block p50/p99 ms: execute {:.1}/{:.1}, state root {:.1}/{:.1}, commit {:.1}/{:.1}",
+            blocks.len(),
+            txs_per_block,
+            percentile(&execute, 0.5),
+            percentile(&execute, 0.99),
+            percentile(&state_root, 0.5),
+            percentile(&state_root, 0.99),
+            percentile(&commit, 0.5),
+            percentile(&commit, 0.99),
+        );
+        if refused_n > 0 {
+            println!("refused by the node: {refused_n} (see the warnings above)");
+        }
+    }
+    let mut target = target;
+    if args.keep
+        && let Some(d) = target.dir.take()
+    {
+        let kept: PathBuf = d.keep();
+        eprintln!("bench ledger: data dir kept at {}", kept.display());
+    }
+    if refused_n > 0 {
+        bail!("the node refused {refused_n} transactions");
+    }
+    Ok(())
+}
