@@ -461,3 +461,114 @@ fn a_follower_replaying_payloads_reaches_the_same_blocks() {
     assert_eq!(f.head().hash, l.head().hash);
     assert_eq!(f.head().header.state_root, l.head().header.state_root);
 }
+
+alloy_sol_types::sol! {
+    function initiateWithdrawal(address target, uint256 gasLimit, bytes data) external payable;
+}
+
+#[test]
+fn l1_attributes_deposit_updates_the_l1_block_predeploy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    l.queue_deposit(&DepositRequest {
+        from: Address::repeat_byte(0x55),
+        to: Some(Address::repeat_byte(0x55)),
+        mint: OPEN,
+        value: U256::ZERO,
+        gas_limit: 100_000,
+        data: Bytes::new(),
+    })
+    .expect("deposit");
+    for _ in 0..3 {
+        let b = seal_checked(&l);
+        let block = l.block(b.header.number).expect("block").expect("exists");
+        let (seq, l1_number, l1_time, l1_hash) =
+            crate::chain::parse_l1_info(alloy_consensus::Transaction::input(&block.txs[0].tx))
+                .expect("L1 info");
+        let receipts = l.block_receipts(b.header.number).expect("r").expect("r");
+        assert!(
+            receipts[0].receipt.status,
+            "the L1-attributes deposit failed"
+        );
+        let slot = |i: u64| {
+            l.storage_at(&genesis::L1_BLOCK, U256::from(i))
+                .expect("slot")
+                .to_be_bytes::<32>()
+        };
+        // OP's layout: slot 0 = timestamp ‖ number, slot 2 = hash, slot 3 low 8 bytes = seq.
+        let s0 = slot(0);
+        assert_eq!(U256::from_be_slice(&s0[24..]), U256::from(l1_number));
+        assert_eq!(U256::from_be_slice(&s0[16..24]), U256::from(l1_time));
+        assert_eq!(B256::from(slot(2)), l1_hash);
+        assert_eq!(U256::from_be_slice(&slot(3)[24..]), U256::from(seq));
+    }
+}
+
+#[test]
+fn a_withdrawal_changes_the_passer_root_and_the_output_root_and_derives() {
+    use crate::da::{DaLayer, DirDa};
+    use alloy_sol_types::SolCall;
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let mut payloads = vec![seal_checked(&l).payload];
+    let before = l.head();
+    let passer_root_before = before.header.withdrawals_root.expect("root");
+    assert_eq!(
+        passer_root_before,
+        l.account(&genesis::L2_TO_L1_MESSAGE_PASSER)
+            .expect("passer")
+            .storage_root
+    );
+    let value = U256::from(2 * OPEN);
+    let h = l
+        .submit_raw(&sign(
+            0,
+            Tx {
+                to: Some(genesis::L2_TO_L1_MESSAGE_PASSER),
+                value,
+                data: initiateWithdrawalCall {
+                    target: signer(0).address(),
+                    gasLimit: U256::from(100_000),
+                    data: Bytes::new(),
+                }
+                .abi_encode(),
+                gas: 200_000,
+                ..Default::default()
+            },
+        ))
+        .expect("withdraw");
+    let b = seal_checked(&l);
+    payloads.push(b.payload.clone());
+    assert!(l.receipt(&h).expect("r").expect("mined").receipt.status);
+    let passer = l
+        .account(&genesis::L2_TO_L1_MESSAGE_PASSER)
+        .expect("passer");
+    assert_eq!(passer.balance, value, "withdrawn OPEN stays in the passer");
+    let root = b.header.withdrawals_root.expect("root");
+    assert_ne!(root, passer_root_before, "the withdrawal left no trace");
+    assert_eq!(root, passer.storage_root);
+    // The output root commits to the passer's storage root.
+    let out = crate::chain::output_root(&b.header, b.hash);
+    let mut same_but_old = b.header.clone();
+    same_but_old.withdrawals_root = Some(passer_root_before);
+    assert_ne!(out, crate::chain::output_root(&same_but_old, b.hash));
+    let mut pre = [0u8; 128];
+    pre[32..64].copy_from_slice(b.header.state_root.as_slice());
+    pre[64..96].copy_from_slice(root.as_slice());
+    pre[96..].copy_from_slice(b.hash.as_slice());
+    assert_eq!(out, keccak256(pre));
+    // A follower deriving from DA alone reaches the same output root.
+    payloads.push(seal_checked(&l).payload);
+    let da_dir = tempfile::tempdir().expect("tmp");
+    let da = DirDa::new(da_dir.path());
+    da.put_genesis(l.genesis()).expect("genesis");
+    let frames = crate::da::encode_channel(&payloads).expect("encode");
+    da.append(&frames, l.head().header.number).expect("append");
+    let f = crate::da::derive(&da, &da_dir.path().join("follower.redb")).expect("derive");
+    let (fh, lh) = (f.head(), l.head());
+    assert_eq!(fh.hash, lh.hash);
+    assert_eq!(
+        crate::chain::output_root(&fh.header, fh.hash),
+        crate::chain::output_root(&lh.header, lh.hash)
+    );
+}
