@@ -541,7 +541,7 @@ impl Ledger {
                 },
             );
         }
-        let (state_root, passer_root) = apply_state(&w, changes)?;
+        let (state_root, passer_root) = apply_state(&w, changes, 0, false)?;
         let header = Header {
             parent_hash: B256::ZERO,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -1074,7 +1074,7 @@ impl Ledger {
 
         let w = self.db.begin_write()?;
         let state_started = std::time::Instant::now();
-        let (state_root, passer_root) = apply_state(&w, changes)?;
+        let (state_root, passer_root) = apply_state(&w, changes, number, true)?;
         let state_time = state_started.elapsed();
         drop(view);
         let envelopes: Vec<OpReceiptEnvelope> = receipts.iter().map(receipt_envelope).collect();
@@ -1198,9 +1198,36 @@ impl Ledger {
         Ok((r, v))
     }
 
+    /// A read snapshot of the state after block `block` (the head when `None`);
+    /// [`Error::NotFound`] for a block after the head.
+    pub fn state_at(&self, block: Option<u64>) -> Result<(redb::ReadTransaction, StateView)> {
+        let r = self.db.begin_read()?;
+        let Some(n) = block else {
+            let v = StateView::new(&r)?;
+            return Ok((r, v));
+        };
+        // The head of this snapshot, not `self.head()`: a block sealed since is not in it.
+        let head = open_ro(&r, META)?
+            .and_then(|t| t.get("head").ok().flatten().map(|v| v.value()))
+            .ok_or_else(|| Error::Corrupt("no head block".into()))?;
+        let v = match n.cmp(&head) {
+            std::cmp::Ordering::Greater => {
+                return Err(Error::NotFound("header not found".into()));
+            }
+            std::cmp::Ordering::Equal => StateView::new(&r)?,
+            std::cmp::Ordering::Less => StateView::at(&r, n)?,
+        };
+        Ok((r, v))
+    }
+
     /// An account at the head (default when absent).
     pub fn account(&self, addr: &Address) -> Result<StoredAccount> {
-        let (_r, v) = self.state()?;
+        self.account_at(addr, None)
+    }
+
+    /// An account after block `block` (the head when `None`; default when absent).
+    pub fn account_at(&self, addr: &Address, block: Option<u64>) -> Result<StoredAccount> {
+        let (_r, v) = self.state_at(block)?;
         Ok(v.account(addr)?.unwrap_or(StoredAccount {
             code_hash: KECCAK_EMPTY,
             storage_root: EMPTY_ROOT_HASH,
@@ -1216,13 +1243,23 @@ impl Ledger {
 
     /// A storage slot at the head.
     pub fn storage_at(&self, addr: &Address, slot: U256) -> Result<U256> {
-        let (_r, v) = self.state()?;
+        self.slot_at(addr, slot, None)
+    }
+
+    /// A storage slot after block `block` (the head when `None`).
+    pub fn slot_at(&self, addr: &Address, slot: U256, block: Option<u64>) -> Result<U256> {
+        let (_r, v) = self.state_at(block)?;
         v.slot(addr, &slot)
     }
 
     /// Code at the head.
     pub fn code(&self, addr: &Address) -> Result<Bytes> {
-        let (_r, v) = self.state()?;
+        self.code_at(addr, None)
+    }
+
+    /// Code after block `block` (the head when `None`).
+    pub fn code_at(&self, addr: &Address, block: Option<u64>) -> Result<Bytes> {
+        let (_r, v) = self.state_at(block)?;
         let Some(a) = v.account(addr)? else {
             return Ok(Bytes::new());
         };
@@ -1543,18 +1580,37 @@ impl Ledger {
         &self,
         req: &CallRequest,
         gas: u64,
+        block: Option<u64>,
     ) -> Result<std::result::Result<ExecutionResult<op_revm::OpHaltReason>, String>> {
-        let head = self.head();
-        let (_r, view) = self.state()?;
-        let mut cache = CacheDB::new(&view);
-        let params = BlockParams {
-            number: head.header.number + 1,
-            timestamp: now_secs().max(head.header.timestamp),
-            base_fee: next_base_fee(&head.header),
-            gas_limit: genesis::GAS_LIMIT,
-            prevrandao: head.header.mix_hash,
-            beneficiary: genesis::SEQUENCER_FEE_VAULT,
+        let (r, view) = self.state_at(block)?;
+        // A call runs on top of a state as the block after it would: at the head, a block
+        // sealed now; after an older block, the block that did follow it.
+        let next = match view.block() {
+            Some(n) => read_header(&r, n + 1)?,
+            None => None,
         };
+        let params = match next {
+            Some(h) => BlockParams {
+                number: h.number,
+                timestamp: h.timestamp,
+                base_fee: h.base_fee_per_gas.unwrap_or(genesis::INITIAL_BASE_FEE),
+                gas_limit: genesis::GAS_LIMIT,
+                prevrandao: h.mix_hash,
+                beneficiary: genesis::SEQUENCER_FEE_VAULT,
+            },
+            None => {
+                let head = self.head();
+                BlockParams {
+                    number: head.header.number + 1,
+                    timestamp: now_secs().max(head.header.timestamp),
+                    base_fee: next_base_fee(&head.header),
+                    gas_limit: genesis::GAS_LIMIT,
+                    prevrandao: head.header.mix_hash,
+                    beneficiary: genesis::SEQUENCER_FEE_VAULT,
+                }
+            }
+        };
+        let mut cache = CacheDB::new(&view);
         let block = exec::block_env(&params);
         let mut cfg = exec::cfg(self.genesis.chain_id);
         cfg.disable_nonce_check = true;
@@ -1566,17 +1622,27 @@ impl Ledger {
 
     /// eth_call at the head: the return data, or a revert / halt error.
     pub fn call(&self, req: &CallRequest) -> Result<Bytes> {
+        self.call_at(req, None)
+    }
+
+    /// eth_call on the state after block `block` (the head when `None`).
+    pub fn call_at(&self, req: &CallRequest, block: Option<u64>) -> Result<Bytes> {
         let gas = req.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
-        match self.run_call(req, gas)? {
+        match self.run_call(req, gas, block)? {
             Ok(r) => exec::call_outcome(&r),
             Err(why) => Err(Error::Halted(why)),
         }
     }
 
-    /// eth_estimateGas: the least gas limit with which the call succeeds.
+    /// eth_estimateGas at the head: the least gas limit with which the call succeeds.
     pub fn estimate_gas(&self, req: &CallRequest) -> Result<u64> {
+        self.estimate_gas_at(req, None)
+    }
+
+    /// eth_estimateGas on the state after block `block` (the head when `None`).
+    pub fn estimate_gas_at(&self, req: &CallRequest, block: Option<u64>) -> Result<u64> {
         let cap = req.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
-        let first = match self.run_call(req, cap)? {
+        let first = match self.run_call(req, cap, block)? {
             Ok(r) => r,
             Err(why) => return Err(Error::Halted(why)),
         };
@@ -1586,7 +1652,7 @@ impl Ledger {
         }
         let used = first.tx_gas_used();
         let ok = |g: u64| -> Result<bool> {
-            Ok(matches!(self.run_call(req, g)?, Ok(r) if r.is_success()))
+            Ok(matches!(self.run_call(req, g, block)?, Ok(r) if r.is_success()))
         };
         // Most calls succeed with a little more than they used; try that before searching.
         let guess = (used.saturating_add(used / 63) + 2_300).min(cap);
@@ -1777,12 +1843,20 @@ fn store_block(
 }
 
 /// Apply a block's account changes to the flat state and the tries; returns the state root
-/// and the L2ToL1MessagePasser's storage root.
-fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Result<(B256, B256)> {
+/// and the L2ToL1MessagePasser's storage root. With `history`, the prior value of every
+/// changed account and slot goes into the change sets under `block` (genesis has none).
+fn apply_state(
+    w: &WriteTransaction,
+    changes: BTreeMap<Address, Change>,
+    block: u64,
+    history: bool,
+) -> Result<(B256, B256)> {
     let mut accounts = w.open_table(ACCOUNTS)?;
     let mut storage = w.open_table(STORAGE)?;
     let mut code = w.open_table(CODE)?;
     let mut tries = w.open_table(TRIE)?;
+    let mut acc_hist = w.open_table(ACCOUNT_HISTORY)?;
+    let mut slot_hist = w.open_table(STORAGE_HISTORY)?;
     let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
     for (addr, ch) in changes {
         let ha = keccak256(addr);
@@ -1790,9 +1864,30 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
             None => None,
             Some(v) => Some(StoredAccount::decode(v.value())?),
         };
+        let record_account = |hist: &mut redb::Table<([u8; 32], u64), &[u8]>,
+                              new: Option<&StoredAccount>|
+         -> Result<()> {
+            if history && old.as_ref() != new {
+                match &old {
+                    Some(o) => hist.insert((ha.0, block), o.encode().as_slice())?,
+                    None => hist.insert((ha.0, block), [].as_slice())?,
+                };
+            }
+            Ok(())
+        };
         let mut storage_root = old.map(|a| a.storage_root).unwrap_or(EMPTY_ROOT_HASH);
+        // Slots whose prior value the wipe below already recorded.
+        let mut wiped = std::collections::HashSet::new();
         if ch.wipe || ch.deleted {
             if storage_root != EMPTY_ROOT_HASH {
+                if history {
+                    for e in storage.range((ha.0, [0u8; 32])..=(ha.0, [0xffu8; 32]))? {
+                        let (k, v) = e?;
+                        let hs = k.value().1;
+                        slot_hist.insert((ha.0, hs, block), v.value())?;
+                        wiped.insert(hs);
+                    }
+                }
                 storage.retain_in((ha.0, [0u8; 32])..=(ha.0, [0xffu8; 32]), |_, _| false)?;
                 let lo = Owner::Storage(ha).prefix();
                 let mut hi = lo.clone();
@@ -1803,6 +1898,7 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
         }
         let Some(info) = ch.info.filter(|_| !ch.deleted) else {
             if old.is_some() {
+                record_account(&mut acc_hist, None)?;
                 accounts.remove(ha.0)?;
                 leaves.push((ha, None));
             }
@@ -1813,12 +1909,19 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
                 let mut up = TrieUpdate::new(&tries, Owner::Storage(ha));
                 for (slot, val) in &ch.storage {
                     let hs = keccak256(slot.to_be_bytes::<32>());
-                    if val.is_zero() {
-                        storage.remove((ha.0, hs.0))?;
+                    // redb hands back the value it replaced: the change set costs no read.
+                    let prior = if val.is_zero() {
                         up.set(&hs, None)?;
+                        storage.remove((ha.0, hs.0))?.map(|g| g.value())
                     } else {
-                        storage.insert((ha.0, hs.0), val.to_be_bytes::<32>())?;
                         up.set(&hs, Some(&alloy_rlp::encode(val)))?;
+                        storage
+                            .insert((ha.0, hs.0), val.to_be_bytes::<32>())?
+                            .map(|g| g.value())
+                    };
+                    let prior = prior.unwrap_or([0u8; 32]);
+                    if history && prior != val.to_be_bytes::<32>() && !wiped.contains(&hs.0) {
+                        slot_hist.insert((ha.0, hs.0, block), prior)?;
                     }
                 }
                 storage_root = up.root()?;
@@ -1840,6 +1943,7 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
             code_hash: info.code_hash,
             storage_root,
         };
+        record_account(&mut acc_hist, Some(&sa))?;
         accounts.insert(ha.0, sa.encode().as_slice())?;
         leaves.push((ha, Some(sa.trie_rlp())));
     }

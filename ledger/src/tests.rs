@@ -572,3 +572,122 @@ fn a_withdrawal_changes_the_passer_root_and_the_output_root_and_derives() {
         crate::chain::output_root(&lh.header, lh.hash)
     );
 }
+
+#[test]
+fn older_blocks_answer_from_the_change_sets() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let to = Address::repeat_byte(0x77);
+    let dev0 = signer(0).address();
+    let (init, runtime) = store_artifact();
+    // Block 1: a transfer and a deployment.
+    l.submit_raw(&sign(0, Tx::default())).expect("transfer");
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            to: None,
+            value: U256::ZERO,
+            data: init,
+            gas: 200_000,
+            nonce: 1,
+            ..Default::default()
+        },
+    ))
+    .expect("deploy");
+    seal_checked(&l);
+    let addr = dev0.create(1);
+    // Blocks 2 and 3 set the slot; block 3 sends again.
+    for (i, x) in [(2u64, 42u64), (3, 7)] {
+        l.submit_raw(&sign(
+            0,
+            Tx {
+                to: Some(addr),
+                value: U256::ZERO,
+                data: set_call(x),
+                gas: 100_000,
+                nonce: i,
+                ..Default::default()
+            },
+        ))
+        .expect("set");
+        if i == 3 {
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    nonce: 4,
+                    ..Default::default()
+                },
+            ))
+            .expect("transfer");
+        }
+        seal_checked(&l);
+    }
+    // An empty block: nothing of these accounts changes in it.
+    seal_checked(&l);
+    assert_eq!(l.head().header.number, 4);
+    let bal = |a: &Address, b: Option<u64>| l.account_at(a, b).expect("account").balance;
+    assert_eq!(bal(&to, Some(0)), U256::ZERO);
+    assert_eq!(bal(&to, Some(1)), U256::from(OPEN));
+    assert_eq!(bal(&to, Some(2)), U256::from(OPEN));
+    assert_eq!(bal(&to, Some(3)), U256::from(2 * OPEN));
+    assert_eq!(bal(&to, Some(4)), U256::from(2 * OPEN));
+    assert_eq!(bal(&to, None), U256::from(2 * OPEN));
+    assert_eq!(bal(&dev0, Some(0)), U256::from(genesis::DEV_ACCOUNT_OPEN));
+    assert!(bal(&dev0, Some(1)) < bal(&dev0, Some(0)));
+    let nonce = |b: Option<u64>| l.account_at(&dev0, b).expect("account").nonce;
+    assert_eq!(
+        [
+            nonce(Some(0)),
+            nonce(Some(1)),
+            nonce(Some(2)),
+            nonce(Some(3))
+        ],
+        [0, 2, 3, 5]
+    );
+    // The account that did not exist at genesis.
+    assert_eq!(
+        l.account_at(&to, Some(0)).expect("absent"),
+        l.account(&Address::repeat_byte(0x99)).expect("absent")
+    );
+    assert!(l.code_at(&addr, Some(0)).expect("code").is_empty());
+    assert_eq!(
+        l.code_at(&addr, Some(1)).expect("code").as_ref(),
+        runtime.as_slice()
+    );
+    let slot = |b: Option<u64>| l.slot_at(&addr, U256::ZERO, b).expect("slot");
+    assert_eq!(slot(Some(1)), U256::ZERO);
+    assert_eq!(slot(Some(2)), U256::from(42));
+    assert_eq!(slot(Some(3)), U256::from(7));
+    assert_eq!(slot(None), U256::from(7));
+    // The account's storage root at an older block is the one of that block's state.
+    let root2 = l.account_at(&addr, Some(2)).expect("a").storage_root;
+    assert_ne!(root2, l.account(&addr).expect("a").storage_root);
+    let get = CallRequest {
+        to: Some(addr),
+        data: Some(vec![0x6d, 0x4c, 0xe6, 0x3c].into()),
+        ..Default::default()
+    };
+    let at = |b: Option<u64>| U256::from_be_slice(&l.call_at(&get, b).expect("call"));
+    assert_eq!(at(Some(1)), U256::ZERO);
+    assert_eq!(at(Some(2)), U256::from(42));
+    assert_eq!(at(Some(3)), U256::from(7));
+    assert_eq!(at(None), U256::from(7));
+    // Before the deployment there is no code: the call returns nothing.
+    assert!(l.call_at(&get, Some(0)).expect("call").is_empty());
+    let est = l
+        .estimate_gas_at(
+            &CallRequest {
+                from: Some(signer(1).address()),
+                data: Some(set_call(9).into()),
+                ..get.clone()
+            },
+            Some(1),
+        )
+        .expect("estimate");
+    assert!(est > 21_000 && est < 100_000, "{est}");
+    assert!(matches!(
+        l.account_at(&to, Some(5)),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(l.call_at(&get, Some(9)), Err(Error::NotFound(_))));
+}
