@@ -567,7 +567,7 @@ impl Ledger {
             block_access_list_hash: None,
             slot_number: None,
         };
-        store_block(&w, &header, &StoredBody::default(), &[])?;
+        store_block(&w, &header, &StoredBody::default(), &[], &[])?;
         {
             let mut c = w.open_table(CONFIG)?;
             let json = serde_json::to_vec(g).map_err(|e| Error::Internal(e.to_string()))?;
@@ -978,6 +978,8 @@ impl Ledger {
         let mut dropped: Vec<B256> = Vec::new();
         let mut mined: Vec<B256> = Vec::new();
         let mut user_txs = 0;
+        // (address, tx index) for the account history index.
+        let mut involved: Vec<([u8; 20], u32)> = Vec::new();
         for cand in cands {
             let (env, raw, sender, ty, deposit_nonce, gas_limit, price) = match &cand {
                 Candidate::Deposit(d) => {
@@ -1066,6 +1068,17 @@ impl Ledger {
                 mined.push(t.hash);
                 user_txs += 1;
             }
+            let i = body.txs.len() as u32;
+            let to = match &cand {
+                Candidate::Deposit(d) => d.to.to().copied(),
+                Candidate::User(t) => t.tx.to(),
+            };
+            for a in [Some(sender.0.0), to.map(|a| a.0.0), contract_address]
+                .into_iter()
+                .flatten()
+            {
+                involved.push((a, i));
+            }
             body.senders.push(sender.0.0);
             body.txs.push(raw);
         }
@@ -1115,7 +1128,7 @@ impl Ledger {
             block_access_list_hash: None,
             slot_number: None,
         };
-        let hash = store_block(&w, &header, &body, &receipts)?;
+        let hash = store_block(&w, &header, &body, &receipts, &involved)?;
         {
             let mut m = w.open_table(META)?;
             m.insert("l1_number", l1_number)?;
@@ -1371,6 +1384,101 @@ impl Ledger {
             base_fee: header.base_fee_per_gas,
             deposit_nonce: receipts.get(i).and_then(|r| r.deposit_nonce),
         }))
+    }
+
+    /// The transactions that `addr` sent, received or created, newest first: at most
+    /// `limit`, all strictly before `before` (block number, index in the block) when given.
+    /// Pass the position of the last one returned as the next `before` to page on.
+    pub fn account_transactions(
+        &self,
+        addr: &Address,
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<TxInfo>> {
+        let r = self.db.begin_read()?;
+        let Some(t) = open_ro(&r, ACCOUNT_TXS)? else {
+            return Ok(Vec::new());
+        };
+        let a = addr.0.0;
+        let (bn, bi) = before.unwrap_or((u64::MAX, u32::MAX));
+        let mut out = Vec::new();
+        // Consecutive entries are often in one block: read it once.
+        let mut block: Option<(u64, Header, B256, StoredBody, Vec<StoredReceipt>)> = None;
+        for e in t.range((a, 0, 0)..(a, bn, bi))?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (n, i) = {
+                let k = e?.0.value();
+                (k.1, k.2)
+            };
+            if block.as_ref().is_none_or(|b| b.0 != n) {
+                let header = read_header(&r, n)?
+                    .ok_or_else(|| Error::Corrupt(format!("indexed block {n} missing")))?;
+                let hash = header.hash_slow();
+                block = Some((n, header, hash, read_body(&r, n)?, read_receipts(&r, n)?));
+            }
+            let Some((_, header, hash, body, receipts)) = &block else {
+                continue;
+            };
+            let i = i as usize;
+            let raw = body
+                .txs
+                .get(i)
+                .ok_or_else(|| Error::Corrupt("indexed tx missing".into()))?;
+            out.push(TxInfo {
+                tx: decode_tx(raw)?,
+                hash: keccak256(raw),
+                from: Address::from(body.senders.get(i).copied().unwrap_or_default()),
+                block: Some((*hash, n, i as u64)),
+                base_fee: header.base_fee_per_gas,
+                deposit_nonce: receipts.get(i).and_then(|r| r.deposit_nonce),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` logs emitted by `addr`, newest first (the console's recent events
+    /// of a contract; eth_getLogs needs a block range and answers oldest first).
+    pub fn recent_logs(&self, addr: &Address, limit: usize) -> Result<Vec<LogInfo>> {
+        let r = self.db.begin_read()?;
+        let Some(t) = open_ro(&r, LOG_ADDRESSES)? else {
+            return Ok(Vec::new());
+        };
+        let a = addr.0.0;
+        let mut out = Vec::new();
+        for e in t.range((a, 0)..=(a, u64::MAX))?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let n = e?.0.value().1;
+            let header = read_header(&r, n)?
+                .ok_or_else(|| Error::Corrupt(format!("indexed block {n} missing")))?;
+            let hash = header.hash_slow();
+            let body = read_body(&r, n)?;
+            let mut in_block = Vec::new();
+            let mut log_index = 0u64;
+            for (i, rc) in read_receipts(&r, n)?.into_iter().enumerate() {
+                for l in rc.logs {
+                    let idx = log_index;
+                    log_index += 1;
+                    if l.address != a {
+                        continue;
+                    }
+                    in_block.push(LogInfo {
+                        log: l,
+                        block_hash: hash,
+                        block_number: n,
+                        block_timestamp: header.timestamp,
+                        tx_hash: keccak256(body.txs.get(i).map(Vec::as_slice).unwrap_or_default()),
+                        tx_index: i as u64,
+                        log_index: idx,
+                    });
+                }
+            }
+            out.extend(in_block.into_iter().rev().take(limit - out.len()));
+        }
+        Ok(out)
     }
 
     /// The receipts of block `n`, as RPC shows them.
@@ -1804,12 +1912,14 @@ fn read_receipts(r: &redb::ReadTransaction, n: u64) -> Result<Vec<StoredReceipt>
     }
 }
 
-/// Write a block's header, body, receipts and indexes; returns its hash.
+/// Write a block's header, body, receipts and indexes; `involved` lists the (address, tx
+/// index) pairs of the account history index. Returns the block hash.
 fn store_block(
     w: &WriteTransaction,
     header: &Header,
     body: &StoredBody,
     receipts: &[StoredReceipt],
+    involved: &[([u8; 20], u32)],
 ) -> Result<B256> {
     let hash = header.hash_slow();
     let n = header.number;
@@ -1826,6 +1936,10 @@ fn store_block(
         let mut ix = w.open_table(TX_INDEX)?;
         for (i, raw) in body.txs.iter().enumerate() {
             ix.insert(keccak256(raw).0, (n, i as u32))?;
+        }
+        let mut at = w.open_table(ACCOUNT_TXS)?;
+        for (a, i) in involved {
+            at.insert((*a, n, *i), ())?;
         }
         let mut la = w.open_table(LOG_ADDRESSES)?;
         let mut lt = w.open_table(LOG_TOPICS)?;

@@ -691,3 +691,156 @@ fn older_blocks_answer_from_the_change_sets() {
     ));
     assert!(matches!(l.call_at(&get, Some(9)), Err(Error::NotFound(_))));
 }
+
+#[test]
+fn account_history_pages_newest_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let dev0 = signer(0).address();
+    let dev1 = signer(1).address();
+    let to = Address::repeat_byte(0x77);
+    let (init, _) = store_artifact();
+    let mut hashes = Vec::new();
+    // Block 1: dev0 -> to, dev0 creates; block 2: dev1 -> dev0; blocks 3..=5: dev0 -> to.
+    hashes.push(l.submit_raw(&sign(0, Tx::default())).expect("tx"));
+    hashes.push(
+        l.submit_raw(&sign(
+            0,
+            Tx {
+                to: None,
+                value: U256::ZERO,
+                data: init,
+                gas: 200_000,
+                nonce: 1,
+                ..Default::default()
+            },
+        ))
+        .expect("deploy"),
+    );
+    seal_checked(&l);
+    let created = dev0.create(1);
+    hashes.push(
+        l.submit_raw(&sign(
+            1,
+            Tx {
+                to: Some(dev0),
+                ..Default::default()
+            },
+        ))
+        .expect("tx"),
+    );
+    seal_checked(&l);
+    for nonce in 2..5 {
+        hashes.push(
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    nonce,
+                    ..Default::default()
+                },
+            ))
+            .expect("tx"),
+        );
+        seal_checked(&l);
+    }
+    let all = l.account_transactions(&dev0, None, 100).expect("history");
+    let got: Vec<B256> = all.iter().map(|t| t.hash).collect();
+    let want: Vec<B256> = hashes.iter().rev().copied().collect();
+    assert_eq!(got, want, "dev0 sent or received all six, newest first");
+    // Paging with the cursor gives the same list.
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = l.account_transactions(&dev0, before, 2).expect("page");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        let last = page.last().and_then(|t| t.block).expect("mined");
+        before = Some((last.1, last.2 as u32));
+        paged.extend(page.into_iter().map(|t| t.hash));
+    }
+    assert_eq!(paged, want);
+    let recipient = l.account_transactions(&to, None, 100).expect("history");
+    assert_eq!(recipient.len(), 4);
+    assert_eq!(recipient[0].hash, hashes[5]);
+    assert_eq!(recipient[0].from, dev0);
+    let made = l.account_transactions(&created, None, 10).expect("history");
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].hash, hashes[1]);
+    assert_eq!(
+        l.account_transactions(&dev1, None, 10)
+            .expect("history")
+            .len(),
+        1
+    );
+    assert!(
+        l.account_transactions(&Address::repeat_byte(0x99), None, 10)
+            .expect("none")
+            .is_empty()
+    );
+    // Each block's L1-attributes deposit involves the L1Block predeploy.
+    let l1 = l
+        .account_transactions(&genesis::L1_BLOCK, None, 3)
+        .expect("l1");
+    assert_eq!(
+        l1.iter()
+            .map(|t| t.block.expect("mined").1)
+            .collect::<Vec<_>>(),
+        vec![5, 4, 3]
+    );
+}
+
+#[test]
+fn recent_logs_are_newest_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let (init, _) = store_artifact();
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            to: None,
+            value: U256::ZERO,
+            data: init,
+            gas: 200_000,
+            ..Default::default()
+        },
+    ))
+    .expect("deploy");
+    seal_checked(&l);
+    let addr = signer(0).address().create(0);
+    let mut nonce = 1;
+    // Two sets in one block, then one per block.
+    for per_block in [2u64, 1, 1] {
+        for _ in 0..per_block {
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    to: Some(addr),
+                    value: U256::ZERO,
+                    data: set_call(nonce),
+                    gas: 100_000,
+                    nonce,
+                    ..Default::default()
+                },
+            ))
+            .expect("set");
+            nonce += 1;
+        }
+        seal_checked(&l);
+    }
+    let logs = l.recent_logs(&addr, 3).expect("logs");
+    let values: Vec<U256> = logs
+        .iter()
+        .map(|x| U256::from_be_slice(&x.log.data[x.log.data.len() - 32..]))
+        .collect();
+    assert_eq!(values, vec![U256::from(4), U256::from(3), U256::from(2)]);
+    assert_eq!(logs[0].block_number, 4);
+    assert_eq!(logs[2].block_number, 2);
+    assert_eq!(l.recent_logs(&addr, 10).expect("logs").len(), 4);
+    assert!(
+        l.recent_logs(&Address::repeat_byte(0x99), 10)
+            .expect("none")
+            .is_empty()
+    );
+}
