@@ -337,22 +337,15 @@ fn block_number(l: &Ledger, v: Option<&Value>) -> Result<u64, RpcError> {
     }
 }
 
-/// State queries answer from the newest state only; an older block is refused plainly.
-fn state_block(l: &Ledger, v: Option<&Value>) -> Result<(), RpcError> {
+/// The block a state query names: `None` for the head, `Some(n)` for an older block (the
+/// ledger answers it from its change sets).
+fn state_block(l: &Ledger, v: Option<&Value>) -> Result<Option<u64>, RpcError> {
     let n = block_number(l, v)?;
     let head = l.head().header.number;
     if n > head {
         return Err(RpcError::new(-32000, "header not found"));
     }
-    if n != head {
-        return Err(RpcError::new(
-            -32000,
-            format!(
-                "historical state is not available: this node keeps the state of the newest block ({head}) only"
-            ),
-        ));
-    }
-    Ok(())
+    Ok((n < head).then_some(n))
 }
 
 fn call_request(v: &Value) -> Result<CallRequest, RpcError> {
@@ -439,41 +432,41 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
         "eth_blobBaseFee" => Ok(q(1u64)),
         "eth_getBalance" => {
             let a = parse_addr(need(p, 0, "address")?, "address")?;
-            state_block(l, param(p, 1))?;
-            Ok(qu(l.account(&a)?.balance))
+            let b = state_block(l, param(p, 1))?;
+            Ok(qu(l.account_at(&a, b)?.balance))
         }
         "eth_getTransactionCount" => {
             let a = parse_addr(need(p, 0, "address")?, "address")?;
             if param(p, 1).and_then(Value::as_str) == Some("pending") {
                 return Ok(q(l.pending_nonce(&a)?));
             }
-            state_block(l, param(p, 1))?;
-            Ok(q(l.account(&a)?.nonce))
+            let b = state_block(l, param(p, 1))?;
+            Ok(q(l.account_at(&a, b)?.nonce))
         }
         "eth_getCode" => {
             let a = parse_addr(need(p, 0, "address")?, "address")?;
-            state_block(l, param(p, 1))?;
-            Ok(json!(l.code(&a)?))
+            let b = state_block(l, param(p, 1))?;
+            Ok(json!(l.code_at(&a, b)?))
         }
         "eth_getStorageAt" => {
             let a = parse_addr(need(p, 0, "address")?, "address")?;
             let slot = parse_storage_key(need(p, 1, "slot")?)?;
-            state_block(l, param(p, 2))?;
-            let v = l.storage_at(&a, U256::from_be_bytes(slot.0))?;
+            let b = state_block(l, param(p, 2))?;
+            let v = l.slot_at(&a, U256::from_be_bytes(slot.0), b)?;
             Ok(json!(B256::from(v.to_be_bytes::<32>())))
         }
         "eth_call" => {
             let req = call_request(need(p, 0, "call")?)?;
-            state_block(l, param(p, 1))?;
+            let b = state_block(l, param(p, 1))?;
             if param(p, 2).is_some() {
                 return Err(RpcError::params("state overrides are not supported"));
             }
-            Ok(json!(l.call(&req)?))
+            Ok(json!(l.call_at(&req, b)?))
         }
         "eth_estimateGas" => {
             let req = call_request(need(p, 0, "call")?)?;
-            state_block(l, param(p, 1))?;
-            Ok(q(l.estimate_gas(&req)?))
+            let b = state_block(l, param(p, 1))?;
+            Ok(q(l.estimate_gas_at(&req, b)?))
         }
         "eth_sendRawTransaction" => {
             let raw = parse_bytes(need(p, 0, "transaction")?, "transaction")?;
@@ -544,7 +537,15 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
             for s in &given {
                 slots.push(parse_storage_key(s)?);
             }
-            state_block(l, param(p, 2))?;
+            if let Some(n) = state_block(l, param(p, 2))? {
+                // The trie keeps the newest nodes only; change sets give values, not proofs.
+                return Err(RpcError::new(
+                    -32000,
+                    format!(
+                        "historical state is not available for eth_getProof: proofs are served for the newest block only (asked for {n})"
+                    ),
+                ));
+            }
             let pr = l.proof(&a, &slots)?;
             Ok(json!({
                 "address": a,

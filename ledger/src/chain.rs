@@ -541,7 +541,7 @@ impl Ledger {
                 },
             );
         }
-        let (state_root, passer_root) = apply_state(&w, changes)?;
+        let (state_root, passer_root) = apply_state(&w, changes, 0, false)?;
         let header = Header {
             parent_hash: B256::ZERO,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -567,7 +567,7 @@ impl Ledger {
             block_access_list_hash: None,
             slot_number: None,
         };
-        store_block(&w, &header, &StoredBody::default(), &[])?;
+        store_block(&w, &header, &StoredBody::default(), &[], &[])?;
         {
             let mut c = w.open_table(CONFIG)?;
             let json = serde_json::to_vec(g).map_err(|e| Error::Internal(e.to_string()))?;
@@ -978,6 +978,8 @@ impl Ledger {
         let mut dropped: Vec<B256> = Vec::new();
         let mut mined: Vec<B256> = Vec::new();
         let mut user_txs = 0;
+        // (address, tx index) for the account history index.
+        let mut involved: Vec<([u8; 20], u32)> = Vec::new();
         for cand in cands {
             let (env, raw, sender, ty, deposit_nonce, gas_limit, price) = match &cand {
                 Candidate::Deposit(d) => {
@@ -1066,6 +1068,17 @@ impl Ledger {
                 mined.push(t.hash);
                 user_txs += 1;
             }
+            let i = body.txs.len() as u32;
+            let to = match &cand {
+                Candidate::Deposit(d) => d.to.to().copied(),
+                Candidate::User(t) => t.tx.to(),
+            };
+            for a in [Some(sender.0.0), to.map(|a| a.0.0), contract_address]
+                .into_iter()
+                .flatten()
+            {
+                involved.push((a, i));
+            }
             body.senders.push(sender.0.0);
             body.txs.push(raw);
         }
@@ -1074,7 +1087,7 @@ impl Ledger {
 
         let w = self.db.begin_write()?;
         let state_started = std::time::Instant::now();
-        let (state_root, passer_root) = apply_state(&w, changes)?;
+        let (state_root, passer_root) = apply_state(&w, changes, number, true)?;
         let state_time = state_started.elapsed();
         drop(view);
         let envelopes: Vec<OpReceiptEnvelope> = receipts.iter().map(receipt_envelope).collect();
@@ -1115,7 +1128,7 @@ impl Ledger {
             block_access_list_hash: None,
             slot_number: None,
         };
-        let hash = store_block(&w, &header, &body, &receipts)?;
+        let hash = store_block(&w, &header, &body, &receipts, &involved)?;
         {
             let mut m = w.open_table(META)?;
             m.insert("l1_number", l1_number)?;
@@ -1198,9 +1211,36 @@ impl Ledger {
         Ok((r, v))
     }
 
+    /// A read snapshot of the state after block `block` (the head when `None`);
+    /// [`Error::NotFound`] for a block after the head.
+    pub fn state_at(&self, block: Option<u64>) -> Result<(redb::ReadTransaction, StateView)> {
+        let r = self.db.begin_read()?;
+        let Some(n) = block else {
+            let v = StateView::new(&r)?;
+            return Ok((r, v));
+        };
+        // The head of this snapshot, not `self.head()`: a block sealed since is not in it.
+        let head = open_ro(&r, META)?
+            .and_then(|t| t.get("head").ok().flatten().map(|v| v.value()))
+            .ok_or_else(|| Error::Corrupt("no head block".into()))?;
+        let v = match n.cmp(&head) {
+            std::cmp::Ordering::Greater => {
+                return Err(Error::NotFound("header not found".into()));
+            }
+            std::cmp::Ordering::Equal => StateView::new(&r)?,
+            std::cmp::Ordering::Less => StateView::at(&r, n)?,
+        };
+        Ok((r, v))
+    }
+
     /// An account at the head (default when absent).
     pub fn account(&self, addr: &Address) -> Result<StoredAccount> {
-        let (_r, v) = self.state()?;
+        self.account_at(addr, None)
+    }
+
+    /// An account after block `block` (the head when `None`; default when absent).
+    pub fn account_at(&self, addr: &Address, block: Option<u64>) -> Result<StoredAccount> {
+        let (_r, v) = self.state_at(block)?;
         Ok(v.account(addr)?.unwrap_or(StoredAccount {
             code_hash: KECCAK_EMPTY,
             storage_root: EMPTY_ROOT_HASH,
@@ -1216,13 +1256,23 @@ impl Ledger {
 
     /// A storage slot at the head.
     pub fn storage_at(&self, addr: &Address, slot: U256) -> Result<U256> {
-        let (_r, v) = self.state()?;
+        self.slot_at(addr, slot, None)
+    }
+
+    /// A storage slot after block `block` (the head when `None`).
+    pub fn slot_at(&self, addr: &Address, slot: U256, block: Option<u64>) -> Result<U256> {
+        let (_r, v) = self.state_at(block)?;
         v.slot(addr, &slot)
     }
 
     /// Code at the head.
     pub fn code(&self, addr: &Address) -> Result<Bytes> {
-        let (_r, v) = self.state()?;
+        self.code_at(addr, None)
+    }
+
+    /// Code after block `block` (the head when `None`).
+    pub fn code_at(&self, addr: &Address, block: Option<u64>) -> Result<Bytes> {
+        let (_r, v) = self.state_at(block)?;
         let Some(a) = v.account(addr)? else {
             return Ok(Bytes::new());
         };
@@ -1334,6 +1384,101 @@ impl Ledger {
             base_fee: header.base_fee_per_gas,
             deposit_nonce: receipts.get(i).and_then(|r| r.deposit_nonce),
         }))
+    }
+
+    /// The transactions that `addr` sent, received or created, newest first: at most
+    /// `limit`, all strictly before `before` (block number, index in the block) when given.
+    /// Pass the position of the last one returned as the next `before` to page on.
+    pub fn account_transactions(
+        &self,
+        addr: &Address,
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<TxInfo>> {
+        let r = self.db.begin_read()?;
+        let Some(t) = open_ro(&r, ACCOUNT_TXS)? else {
+            return Ok(Vec::new());
+        };
+        let a = addr.0.0;
+        let (bn, bi) = before.unwrap_or((u64::MAX, u32::MAX));
+        let mut out = Vec::new();
+        // Consecutive entries are often in one block: read it once.
+        let mut block: Option<(u64, Header, B256, StoredBody, Vec<StoredReceipt>)> = None;
+        for e in t.range((a, 0, 0)..(a, bn, bi))?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (n, i) = {
+                let k = e?.0.value();
+                (k.1, k.2)
+            };
+            if block.as_ref().is_none_or(|b| b.0 != n) {
+                let header = read_header(&r, n)?
+                    .ok_or_else(|| Error::Corrupt(format!("indexed block {n} missing")))?;
+                let hash = header.hash_slow();
+                block = Some((n, header, hash, read_body(&r, n)?, read_receipts(&r, n)?));
+            }
+            let Some((_, header, hash, body, receipts)) = &block else {
+                continue;
+            };
+            let i = i as usize;
+            let raw = body
+                .txs
+                .get(i)
+                .ok_or_else(|| Error::Corrupt("indexed tx missing".into()))?;
+            out.push(TxInfo {
+                tx: decode_tx(raw)?,
+                hash: keccak256(raw),
+                from: Address::from(body.senders.get(i).copied().unwrap_or_default()),
+                block: Some((*hash, n, i as u64)),
+                base_fee: header.base_fee_per_gas,
+                deposit_nonce: receipts.get(i).and_then(|r| r.deposit_nonce),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` logs emitted by `addr`, newest first (the console's recent events
+    /// of a contract; eth_getLogs needs a block range and answers oldest first).
+    pub fn recent_logs(&self, addr: &Address, limit: usize) -> Result<Vec<LogInfo>> {
+        let r = self.db.begin_read()?;
+        let Some(t) = open_ro(&r, LOG_ADDRESSES)? else {
+            return Ok(Vec::new());
+        };
+        let a = addr.0.0;
+        let mut out = Vec::new();
+        for e in t.range((a, 0)..=(a, u64::MAX))?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let n = e?.0.value().1;
+            let header = read_header(&r, n)?
+                .ok_or_else(|| Error::Corrupt(format!("indexed block {n} missing")))?;
+            let hash = header.hash_slow();
+            let body = read_body(&r, n)?;
+            let mut in_block = Vec::new();
+            let mut log_index = 0u64;
+            for (i, rc) in read_receipts(&r, n)?.into_iter().enumerate() {
+                for l in rc.logs {
+                    let idx = log_index;
+                    log_index += 1;
+                    if l.address != a {
+                        continue;
+                    }
+                    in_block.push(LogInfo {
+                        log: l,
+                        block_hash: hash,
+                        block_number: n,
+                        block_timestamp: header.timestamp,
+                        tx_hash: keccak256(body.txs.get(i).map(Vec::as_slice).unwrap_or_default()),
+                        tx_index: i as u64,
+                        log_index: idx,
+                    });
+                }
+            }
+            out.extend(in_block.into_iter().rev().take(limit - out.len()));
+        }
+        Ok(out)
     }
 
     /// The receipts of block `n`, as RPC shows them.
@@ -1543,18 +1688,37 @@ impl Ledger {
         &self,
         req: &CallRequest,
         gas: u64,
+        block: Option<u64>,
     ) -> Result<std::result::Result<ExecutionResult<op_revm::OpHaltReason>, String>> {
-        let head = self.head();
-        let (_r, view) = self.state()?;
-        let mut cache = CacheDB::new(&view);
-        let params = BlockParams {
-            number: head.header.number + 1,
-            timestamp: now_secs().max(head.header.timestamp),
-            base_fee: next_base_fee(&head.header),
-            gas_limit: genesis::GAS_LIMIT,
-            prevrandao: head.header.mix_hash,
-            beneficiary: genesis::SEQUENCER_FEE_VAULT,
+        let (r, view) = self.state_at(block)?;
+        // A call runs on top of a state as the block after it would: at the head, a block
+        // sealed now; after an older block, the block that did follow it.
+        let next = match view.block() {
+            Some(n) => read_header(&r, n + 1)?,
+            None => None,
         };
+        let params = match next {
+            Some(h) => BlockParams {
+                number: h.number,
+                timestamp: h.timestamp,
+                base_fee: h.base_fee_per_gas.unwrap_or(genesis::INITIAL_BASE_FEE),
+                gas_limit: genesis::GAS_LIMIT,
+                prevrandao: h.mix_hash,
+                beneficiary: genesis::SEQUENCER_FEE_VAULT,
+            },
+            None => {
+                let head = self.head();
+                BlockParams {
+                    number: head.header.number + 1,
+                    timestamp: now_secs().max(head.header.timestamp),
+                    base_fee: next_base_fee(&head.header),
+                    gas_limit: genesis::GAS_LIMIT,
+                    prevrandao: head.header.mix_hash,
+                    beneficiary: genesis::SEQUENCER_FEE_VAULT,
+                }
+            }
+        };
+        let mut cache = CacheDB::new(&view);
         let block = exec::block_env(&params);
         let mut cfg = exec::cfg(self.genesis.chain_id);
         cfg.disable_nonce_check = true;
@@ -1566,17 +1730,27 @@ impl Ledger {
 
     /// eth_call at the head: the return data, or a revert / halt error.
     pub fn call(&self, req: &CallRequest) -> Result<Bytes> {
+        self.call_at(req, None)
+    }
+
+    /// eth_call on the state after block `block` (the head when `None`).
+    pub fn call_at(&self, req: &CallRequest, block: Option<u64>) -> Result<Bytes> {
         let gas = req.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
-        match self.run_call(req, gas)? {
+        match self.run_call(req, gas, block)? {
             Ok(r) => exec::call_outcome(&r),
             Err(why) => Err(Error::Halted(why)),
         }
     }
 
-    /// eth_estimateGas: the least gas limit with which the call succeeds.
+    /// eth_estimateGas at the head: the least gas limit with which the call succeeds.
     pub fn estimate_gas(&self, req: &CallRequest) -> Result<u64> {
+        self.estimate_gas_at(req, None)
+    }
+
+    /// eth_estimateGas on the state after block `block` (the head when `None`).
+    pub fn estimate_gas_at(&self, req: &CallRequest, block: Option<u64>) -> Result<u64> {
         let cap = req.gas.unwrap_or(TX_GAS_CAP).min(TX_GAS_CAP);
-        let first = match self.run_call(req, cap)? {
+        let first = match self.run_call(req, cap, block)? {
             Ok(r) => r,
             Err(why) => return Err(Error::Halted(why)),
         };
@@ -1586,7 +1760,7 @@ impl Ledger {
         }
         let used = first.tx_gas_used();
         let ok = |g: u64| -> Result<bool> {
-            Ok(matches!(self.run_call(req, g)?, Ok(r) if r.is_success()))
+            Ok(matches!(self.run_call(req, g, block)?, Ok(r) if r.is_success()))
         };
         // Most calls succeed with a little more than they used; try that before searching.
         let guess = (used.saturating_add(used / 63) + 2_300).min(cap);
@@ -1738,12 +1912,14 @@ fn read_receipts(r: &redb::ReadTransaction, n: u64) -> Result<Vec<StoredReceipt>
     }
 }
 
-/// Write a block's header, body, receipts and indexes; returns its hash.
+/// Write a block's header, body, receipts and indexes; `involved` lists the (address, tx
+/// index) pairs of the account history index. Returns the block hash.
 fn store_block(
     w: &WriteTransaction,
     header: &Header,
     body: &StoredBody,
     receipts: &[StoredReceipt],
+    involved: &[([u8; 20], u32)],
 ) -> Result<B256> {
     let hash = header.hash_slow();
     let n = header.number;
@@ -1761,6 +1937,10 @@ fn store_block(
         for (i, raw) in body.txs.iter().enumerate() {
             ix.insert(keccak256(raw).0, (n, i as u32))?;
         }
+        let mut at = w.open_table(ACCOUNT_TXS)?;
+        for (a, i) in involved {
+            at.insert((*a, n, *i), ())?;
+        }
         let mut la = w.open_table(LOG_ADDRESSES)?;
         let mut lt = w.open_table(LOG_TOPICS)?;
         for r in receipts {
@@ -1777,12 +1957,20 @@ fn store_block(
 }
 
 /// Apply a block's account changes to the flat state and the tries; returns the state root
-/// and the L2ToL1MessagePasser's storage root.
-fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Result<(B256, B256)> {
+/// and the L2ToL1MessagePasser's storage root. With `history`, the prior value of every
+/// changed account and slot goes into the change sets under `block` (genesis has none).
+fn apply_state(
+    w: &WriteTransaction,
+    changes: BTreeMap<Address, Change>,
+    block: u64,
+    history: bool,
+) -> Result<(B256, B256)> {
     let mut accounts = w.open_table(ACCOUNTS)?;
     let mut storage = w.open_table(STORAGE)?;
     let mut code = w.open_table(CODE)?;
     let mut tries = w.open_table(TRIE)?;
+    let mut acc_hist = w.open_table(ACCOUNT_HISTORY)?;
+    let mut slot_hist = w.open_table(STORAGE_HISTORY)?;
     let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
     for (addr, ch) in changes {
         let ha = keccak256(addr);
@@ -1790,9 +1978,30 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
             None => None,
             Some(v) => Some(StoredAccount::decode(v.value())?),
         };
+        let record_account = |hist: &mut redb::Table<([u8; 32], u64), &[u8]>,
+                              new: Option<&StoredAccount>|
+         -> Result<()> {
+            if history && old.as_ref() != new {
+                match &old {
+                    Some(o) => hist.insert((ha.0, block), o.encode().as_slice())?,
+                    None => hist.insert((ha.0, block), [].as_slice())?,
+                };
+            }
+            Ok(())
+        };
         let mut storage_root = old.map(|a| a.storage_root).unwrap_or(EMPTY_ROOT_HASH);
+        // Slots whose prior value the wipe below already recorded.
+        let mut wiped = std::collections::HashSet::new();
         if ch.wipe || ch.deleted {
             if storage_root != EMPTY_ROOT_HASH {
+                if history {
+                    for e in storage.range((ha.0, [0u8; 32])..=(ha.0, [0xffu8; 32]))? {
+                        let (k, v) = e?;
+                        let hs = k.value().1;
+                        slot_hist.insert((ha.0, hs, block), v.value())?;
+                        wiped.insert(hs);
+                    }
+                }
                 storage.retain_in((ha.0, [0u8; 32])..=(ha.0, [0xffu8; 32]), |_, _| false)?;
                 let lo = Owner::Storage(ha).prefix();
                 let mut hi = lo.clone();
@@ -1803,6 +2012,7 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
         }
         let Some(info) = ch.info.filter(|_| !ch.deleted) else {
             if old.is_some() {
+                record_account(&mut acc_hist, None)?;
                 accounts.remove(ha.0)?;
                 leaves.push((ha, None));
             }
@@ -1813,12 +2023,19 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
                 let mut up = TrieUpdate::new(&tries, Owner::Storage(ha));
                 for (slot, val) in &ch.storage {
                     let hs = keccak256(slot.to_be_bytes::<32>());
-                    if val.is_zero() {
-                        storage.remove((ha.0, hs.0))?;
+                    // redb hands back the value it replaced: the change set costs no read.
+                    let prior = if val.is_zero() {
                         up.set(&hs, None)?;
+                        storage.remove((ha.0, hs.0))?.map(|g| g.value())
                     } else {
-                        storage.insert((ha.0, hs.0), val.to_be_bytes::<32>())?;
                         up.set(&hs, Some(&alloy_rlp::encode(val)))?;
+                        storage
+                            .insert((ha.0, hs.0), val.to_be_bytes::<32>())?
+                            .map(|g| g.value())
+                    };
+                    let prior = prior.unwrap_or([0u8; 32]);
+                    if history && prior != val.to_be_bytes::<32>() && !wiped.contains(&hs.0) {
+                        slot_hist.insert((ha.0, hs.0, block), prior)?;
                     }
                 }
                 storage_root = up.root()?;
@@ -1840,6 +2057,7 @@ fn apply_state(w: &WriteTransaction, changes: BTreeMap<Address, Change>) -> Resu
             code_hash: info.code_hash,
             storage_root,
         };
+        record_account(&mut acc_hist, Some(&sa))?;
         accounts.insert(ha.0, sa.encode().as_slice())?;
         leaves.push((ha, Some(sa.trie_rlp())));
     }

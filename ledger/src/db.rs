@@ -4,7 +4,15 @@
 //! The ledger has its own redb file (`DATA_DIR/ledger.redb`): the sequencer is its only
 //! writer, one write transaction per sealed block, so block production never waits on the
 //! datanet store's group commits. Everything here is the source of truth except
-//! [`LOG_ADDRESSES`] and [`LOG_TOPICS`], which are indexes over [`RECEIPTS`].
+//! [`LOG_ADDRESSES`], [`LOG_TOPICS`] and [`ACCOUNT_TXS`], which are indexes over
+//! [`BODIES`] and [`RECEIPTS`].
+//!
+//! **History.** `accounts` and `storage` hold the newest state. Each block also writes, in
+//! its own transaction, the value every key had before the block changed it (a change set in
+//! [`ACCOUNT_HISTORY`] and [`STORAGE_HISTORY`]). The value of a key after block `n` is then
+//! the first change-set entry of that key from a block after `n` (one range lookup), or the
+//! newest value when no later block changed it. The trie keeps the newest nodes only, so
+//! proofs are for the head.
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -21,6 +29,9 @@
 //! | `tx_index` | tx hash | (number, index) |
 //! | `log_addresses` | (address, number) | () — blocks with logs of an address |
 //! | `log_topics` | (topic, number) | () — blocks with logs carrying a topic |
+//! | `account_history` | (keccak(address), number) | the account before block `number` changed it: 104-byte record, or empty when it did not exist |
+//! | `storage_history` | (keccak(address), keccak(slot), number) | the slot's value before block `number` changed it (zero: absent) |
+//! | `account_txs` | (address, number, index) | () — transactions an address sent, received or created |
 //! | `pool` | tx hash | raw signed transaction (pending, survives restart) |
 //! | `deposits` | queue number | postcard [`crate::DepositRequest`] (dev L1 queue) |
 //! | `supply` | name | U256 BE (`minted` by deposits) |
@@ -63,6 +74,15 @@ pub const LOG_ADDRESSES: TableDefinition<([u8; 20], u64), ()> =
     TableDefinition::new("log_addresses");
 /// Blocks holding logs with a topic.
 pub const LOG_TOPICS: TableDefinition<([u8; 32], u64), ()> = TableDefinition::new("log_topics");
+/// The prior value of each account a block changed.
+pub const ACCOUNT_HISTORY: TableDefinition<([u8; 32], u64), &[u8]> =
+    TableDefinition::new("account_history");
+/// The prior value of each storage slot a block changed.
+pub const STORAGE_HISTORY: TableDefinition<([u8; 32], [u8; 32], u64), [u8; 32]> =
+    TableDefinition::new("storage_history");
+/// Transactions by the addresses they involve: sender, recipient, created contract.
+pub const ACCOUNT_TXS: TableDefinition<([u8; 20], u64, u32), ()> =
+    TableDefinition::new("account_txs");
 /// Pending transactions.
 pub const POOL: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("pool");
 /// The dev L1 deposit queue.
@@ -179,13 +199,23 @@ pub fn open_ro<K: redb::Key + 'static, V: redb::Value + 'static>(
 /// The storage table as read.
 type StorageTable = ReadOnlyTable<([u8; 32], [u8; 32]), [u8; 32]>;
 
-/// The state of the newest block, read from one read transaction, as revm reads it.
+/// The account change sets as read.
+type AccountHistory = ReadOnlyTable<([u8; 32], u64), &'static [u8]>;
+/// The storage change sets as read.
+type StorageHistory = ReadOnlyTable<([u8; 32], [u8; 32], u64), [u8; 32]>;
+
+/// The state after one block (the newest unless [`StateView::at`] says otherwise), read from
+/// one read transaction, as revm reads it.
 pub struct StateView {
     accounts: Option<ReadOnlyTable<[u8; 32], &'static [u8]>>,
     storage: Option<StorageTable>,
     code: Option<ReadOnlyTable<[u8; 32], &'static [u8]>>,
     canonical: Option<ReadOnlyTable<u64, [u8; 32]>>,
     trie: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    /// `Some(n)`: answer as of block `n`, older than the newest, through the change sets.
+    at: Option<u64>,
+    account_history: Option<AccountHistory>,
+    storage_history: Option<StorageHistory>,
 }
 
 impl std::fmt::Debug for StateView {
@@ -216,15 +246,43 @@ impl StateView {
             code: open_ro(tx, CODE)?,
             canonical: open_ro(tx, CANONICAL)?,
             trie: open_ro(tx, TRIE)?,
+            at: None,
+            account_history: None,
+            storage_history: None,
         })
+    }
+
+    /// The state as it was after block `n`, which must be older than the newest block of
+    /// `tx` (the caller checks; the newest state needs no change sets).
+    pub fn at(tx: &ReadTransaction, n: u64) -> Result<Self> {
+        let mut v = Self::new(tx)?;
+        v.at = Some(n);
+        v.account_history = open_ro(tx, ACCOUNT_HISTORY)?;
+        v.storage_history = open_ro(tx, STORAGE_HISTORY)?;
+        Ok(v)
+    }
+
+    /// The block this view answers for, when older than the newest.
+    pub fn block(&self) -> Option<u64> {
+        self.at
     }
 
     /// The stored account at `address`.
     pub fn account(&self, address: &Address) -> Result<Option<StoredAccount>> {
+        let ha = keccak256(address).0;
+        if let (Some(n), Some(h)) = (self.at, &self.account_history)
+            && let Some(e) = h.range((ha, n.saturating_add(1))..=(ha, u64::MAX))?.next()
+        {
+            let (_, v) = e?;
+            return match v.value() {
+                [] => Ok(None),
+                b => StoredAccount::decode(b).map(Some),
+            };
+        }
         let Some(t) = &self.accounts else {
             return Ok(None);
         };
-        match t.get(keccak256(address).0)? {
+        match t.get(ha)? {
             None => Ok(None),
             Some(v) => StoredAccount::decode(v.value()).map(Some),
         }
@@ -232,11 +290,19 @@ impl StateView {
 
     /// A storage slot.
     pub fn slot(&self, address: &Address, slot: &U256) -> Result<U256> {
+        let ha = keccak256(address).0;
+        let hs = keccak256(slot.to_be_bytes::<32>()).0;
+        if let (Some(n), Some(h)) = (self.at, &self.storage_history)
+            && let Some(e) = h
+                .range((ha, hs, n.saturating_add(1))..=(ha, hs, u64::MAX))?
+                .next()
+        {
+            return Ok(U256::from_be_bytes(e?.1.value()));
+        }
         let Some(t) = &self.storage else {
             return Ok(U256::ZERO);
         };
-        let key = (keccak256(address).0, keccak256(slot.to_be_bytes::<32>()).0);
-        Ok(t.get(key)?
+        Ok(t.get((ha, hs))?
             .map(|v| U256::from_be_bytes(v.value()))
             .unwrap_or_default())
     }

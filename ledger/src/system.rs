@@ -1,5 +1,6 @@
 //! The system contracts (Solidity in `contracts/src`, compiled by the pinned solc-js into
-//! `contracts/artifacts`), predeployed in genesis at fixed addresses.
+//! `contracts/artifacts`), predeployed in genesis at fixed addresses: the Commons contracts
+//! at `0xC0DE…`, and OP's L1Block and L2ToL1MessagePasser at their OP addresses.
 //!
 //! Genesis runs each contract's constructor in revm as an ordinary creation and moves the
 //! resulting code and storage to the contract's fixed address, so the Solidity constructor
@@ -13,6 +14,7 @@ use revm::database_interface::DatabaseCommit;
 use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 
 use crate::error::{Error, Result};
+pub use crate::genesis::{L1_BLOCK, L2_TO_L1_MESSAGE_PASSER};
 
 /// DatanetRegistry.
 pub const DATANET_REGISTRY: Address = address!("0xC0DE000000000000000000000000000000000001");
@@ -72,6 +74,8 @@ pub fn artifact(name: &'static str) -> Result<Artifact> {
         "InferencePayments" => include_str!("../contracts/artifacts/InferencePayments.json"),
         "AttributionRewards" => include_str!("../contracts/artifacts/AttributionRewards.json"),
         "GovernanceParams" => include_str!("../contracts/artifacts/GovernanceParams.json"),
+        "L1Block" => include_str!("../contracts/artifacts/L1Block.json"),
+        "L2ToL1MessagePasser" => include_str!("../contracts/artifacts/L2ToL1MessagePasser.json"),
         other => return Err(Error::Internal(format!("no system contract {other}"))),
     };
     load(name, json)
@@ -99,6 +103,8 @@ pub fn creations(operator: Address) -> Result<Vec<(Address, Artifact, Vec<u8>)>>
         (a, code)
     };
     let list: Vec<(Address, &'static str, Vec<[u8; 32]>)> = vec![
+        (L1_BLOCK, "L1Block", vec![]),
+        (L2_TO_L1_MESSAGE_PASSER, "L2ToL1MessagePasser", vec![]),
         (DATANET_REGISTRY, "DatanetRegistry", vec![]),
         (MODEL_REGISTRY, "ModelRegistry", vec![]),
         (

@@ -79,6 +79,31 @@ sol! {
         error NothingToClaim();
     }
 
+    interface L1BlockApi {
+        function setL1BlockValuesJovian() external;
+        function number() external view returns (uint64);
+        function timestamp() external view returns (uint64);
+        function basefee() external view returns (uint256);
+        function hash() external view returns (bytes32);
+        function sequenceNumber() external view returns (uint64);
+        function blobBaseFeeScalar() external view returns (uint32);
+        function baseFeeScalar() external view returns (uint32);
+        function batcherHash() external view returns (bytes32);
+        function blobBaseFee() external view returns (uint256);
+        function operatorFeeConstant() external view returns (uint64);
+        function operatorFeeScalar() external view returns (uint32);
+        function daFootprintGasScalar() external view returns (uint16);
+        error NotDepositor();
+        error BadCalldata(uint256 length);
+    }
+
+    interface Passer {
+        function initiateWithdrawal(address target, uint256 gasLimit, bytes data) external payable;
+        function messageNonce() external view returns (uint256);
+        function sentMessages(bytes32 h) external view returns (bool);
+        event MessagePassed(uint256 indexed nonce, address indexed sender, address indexed target, uint256 value, uint256 gasLimit, bytes data, bytes32 withdrawalHash);
+    }
+
     interface Governance {
         function propose(uint16[4] split, uint64 epochLength, uint256 minStake) external;
         function execute() external;
@@ -105,6 +130,8 @@ const BOB: Address = Address::repeat_byte(0xb0);
 struct Chain {
     db: CacheDB<EmptyDB>,
     time: u64,
+    /// Logs of the last successful transaction.
+    logs: Vec<alloy_primitives::Log>,
 }
 
 type Outcome = Result<Bytes, Bytes>;
@@ -139,6 +166,7 @@ impl Chain {
         Chain {
             db,
             time: 1_700_000_000,
+            logs: Vec::new(),
         }
     }
 
@@ -163,12 +191,14 @@ impl Chain {
             .build_mainnet();
         let res = evm.transact(tx).expect("valid transaction");
         drop(evm);
+        let logs = res.result.logs().to_vec();
         let out = match res.result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => Err(output),
             ExecutionResult::Halt { reason, .. } => panic!("halted: {reason:?}"),
         };
         if out.is_ok() {
+            self.logs = logs;
             self.db.commit(res.state);
         }
         out
@@ -897,5 +927,205 @@ fn governance_changes_only_through_the_timelock() {
     assert_eq!(
         c.ok(ALICE, GOVERNANCE_PARAMS, Governance::ownerCall {}),
         BOB
+    );
+}
+
+/// Calldata of the L1-attributes deposit with every field distinct, so a field read from the
+/// wrong offset shows.
+fn l1_attributes(seq: u64, number: u64, time: u64) -> Vec<u8> {
+    let mut d = vec![0x3d, 0xb6, 0xbe, 0x2b];
+    d.extend_from_slice(&11u32.to_be_bytes());
+    d.extend_from_slice(&12u32.to_be_bytes());
+    d.extend_from_slice(&seq.to_be_bytes());
+    d.extend_from_slice(&time.to_be_bytes());
+    d.extend_from_slice(&number.to_be_bytes());
+    d.extend_from_slice(&U256::from(13u64).to_be_bytes::<32>());
+    d.extend_from_slice(&U256::from(14u64).to_be_bytes::<32>());
+    d.extend_from_slice(&[0x15; 32]);
+    d.extend_from_slice(&[0x16; 32]);
+    d.extend_from_slice(&17u32.to_be_bytes());
+    d.extend_from_slice(&18u64.to_be_bytes());
+    d.extend_from_slice(&19u16.to_be_bytes());
+    d
+}
+
+#[test]
+fn l1_block_takes_the_attributes_from_the_depositor_only() {
+    let mut c = Chain::new();
+    let depositor = crate::genesis::L1_ATTRIBUTES_DEPOSITOR;
+    // The selector is the one the chain's calldata starts with.
+    assert_eq!(
+        L1BlockApi::setL1BlockValuesJovianCall::SELECTOR,
+        [0x3d, 0xb6, 0xbe, 0x2b]
+    );
+    let data = l1_attributes(3, 77, 1_700_000_123);
+    assert_eq!(data.len(), 178);
+    match c.send(ALICE, L1_BLOCK, data.clone(), U256::ZERO) {
+        Err(e) => assert_eq!(
+            e.as_ref(),
+            L1BlockApi::NotDepositor {}.abi_encode().as_slice()
+        ),
+        Ok(_) => panic!("anyone could set the L1 attributes"),
+    }
+    match c.send(depositor, L1_BLOCK, data[..100].to_vec(), U256::ZERO) {
+        Err(e) => assert_eq!(
+            e.as_ref(),
+            L1BlockApi::BadCalldata {
+                length: U256::from(100)
+            }
+            .abi_encode()
+            .as_slice()
+        ),
+        Ok(_) => panic!("short calldata accepted"),
+    }
+    c.send(depositor, L1_BLOCK, data, U256::ZERO)
+        .expect("the depositor sets the attributes");
+    assert_eq!(c.ok(BOB, L1_BLOCK, L1BlockApi::numberCall {}), 77);
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::timestampCall {}),
+        1_700_000_123
+    );
+    assert_eq!(c.ok(BOB, L1_BLOCK, L1BlockApi::sequenceNumberCall {}), 3);
+    assert_eq!(c.ok(BOB, L1_BLOCK, L1BlockApi::baseFeeScalarCall {}), 11);
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::blobBaseFeeScalarCall {}),
+        12
+    );
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::basefeeCall {}),
+        U256::from(13)
+    );
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::blobBaseFeeCall {}),
+        U256::from(14)
+    );
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::hashCall {}),
+        B256::repeat_byte(0x15)
+    );
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::batcherHashCall {}),
+        B256::repeat_byte(0x16)
+    );
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::operatorFeeScalarCall {}),
+        17
+    );
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::operatorFeeConstantCall {}),
+        18
+    );
+    assert_eq!(
+        c.ok(BOB, L1_BLOCK, L1BlockApi::daFootprintGasScalarCall {}),
+        19
+    );
+    // op-revm prices L1 data from these slots: it must read back what was set.
+    let info = op_revm::L1BlockInfo::try_fetch(&mut c.db, U256::from(1), crate::exec::SPEC)
+        .expect("fetch");
+    assert_eq!(info.l1_base_fee, U256::from(13));
+    assert_eq!(info.l1_base_fee_scalar, U256::from(11));
+    assert_eq!(info.l1_blob_base_fee, Some(U256::from(14)));
+    assert_eq!(info.l1_blob_base_fee_scalar, Some(U256::from(12)));
+    assert_eq!(info.operator_fee_scalar, Some(U256::from(17)));
+    assert_eq!(info.operator_fee_constant, Some(U256::from(18)));
+    assert_eq!(info.da_footprint_gas_scalar, Some(19));
+}
+
+/// OP's `Hashing.hashWithdrawal`.
+fn withdrawal_hash(
+    nonce: U256,
+    sender: Address,
+    target: Address,
+    value: U256,
+    gas: U256,
+    data: &[u8],
+) -> B256 {
+    use alloy_sol_types::SolValue;
+    keccak256(
+        (
+            nonce,
+            sender,
+            target,
+            value,
+            gas,
+            Bytes::copy_from_slice(data),
+        )
+            .abi_encode_params(),
+    )
+}
+
+#[test]
+fn message_passer_records_withdrawals_and_holds_the_value() {
+    use alloy_sol_types::SolEvent;
+    let mut c = Chain::new();
+    let version = U256::from(1) << 240;
+    assert_eq!(
+        c.ok(ALICE, L2_TO_L1_MESSAGE_PASSER, Passer::messageNonceCall {}),
+        version
+    );
+    let value = U256::from(3 * OPEN);
+    let data = vec![0xab, 0xcd];
+    c.ok_value(
+        ALICE,
+        L2_TO_L1_MESSAGE_PASSER,
+        Passer::initiateWithdrawalCall {
+            target: BOB,
+            gasLimit: U256::from(200_000),
+            data: data.clone().into(),
+        },
+        value,
+    );
+    let h = withdrawal_hash(version, ALICE, BOB, value, U256::from(200_000), &data);
+    assert_eq!(c.logs.len(), 1);
+    let ev = Passer::MessagePassed::decode_log(&c.logs[0]).expect("MessagePassed");
+    assert_eq!(ev.nonce, version);
+    assert_eq!(ev.sender, ALICE);
+    assert_eq!(ev.target, BOB);
+    assert_eq!(ev.value, value);
+    assert_eq!(ev.withdrawalHash, h);
+    assert!(c.ok(BOB, L2_TO_L1_MESSAGE_PASSER, Passer::sentMessagesCall { h }));
+    assert!(!c.ok(
+        BOB,
+        L2_TO_L1_MESSAGE_PASSER,
+        Passer::sentMessagesCall {
+            h: B256::repeat_byte(1)
+        }
+    ));
+    assert_eq!(
+        c.ok(ALICE, L2_TO_L1_MESSAGE_PASSER, Passer::messageNonceCall {}),
+        version + U256::from(1)
+    );
+    // Nothing is burned: the passer holds what was withdrawn.
+    assert_eq!(c.balance(L2_TO_L1_MESSAGE_PASSER), value);
+    // A plain transfer withdraws to the sender with the default gas limit.
+    c.send(BOB, L2_TO_L1_MESSAGE_PASSER, Vec::new(), U256::from(5))
+        .expect("plain transfer");
+    let h2 = withdrawal_hash(
+        version + U256::from(1),
+        BOB,
+        BOB,
+        U256::from(5),
+        U256::from(100_000),
+        &[],
+    );
+    assert!(c.ok(
+        ALICE,
+        L2_TO_L1_MESSAGE_PASSER,
+        Passer::sentMessagesCall { h: h2 }
+    ));
+    assert_eq!(c.balance(L2_TO_L1_MESSAGE_PASSER), value + U256::from(5));
+    // A withdrawal without value records a message too (the passer has no revert path).
+    c.ok(
+        BOB,
+        L2_TO_L1_MESSAGE_PASSER,
+        Passer::initiateWithdrawalCall {
+            target: ALICE,
+            gasLimit: U256::ZERO,
+            data: Bytes::new(),
+        },
+    );
+    assert_eq!(
+        c.ok(ALICE, L2_TO_L1_MESSAGE_PASSER, Passer::messageNonceCall {}),
+        version + U256::from(3)
     );
 }

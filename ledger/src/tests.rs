@@ -461,3 +461,386 @@ fn a_follower_replaying_payloads_reaches_the_same_blocks() {
     assert_eq!(f.head().hash, l.head().hash);
     assert_eq!(f.head().header.state_root, l.head().header.state_root);
 }
+
+alloy_sol_types::sol! {
+    function initiateWithdrawal(address target, uint256 gasLimit, bytes data) external payable;
+}
+
+#[test]
+fn l1_attributes_deposit_updates_the_l1_block_predeploy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    l.queue_deposit(&DepositRequest {
+        from: Address::repeat_byte(0x55),
+        to: Some(Address::repeat_byte(0x55)),
+        mint: OPEN,
+        value: U256::ZERO,
+        gas_limit: 100_000,
+        data: Bytes::new(),
+    })
+    .expect("deposit");
+    for _ in 0..3 {
+        let b = seal_checked(&l);
+        let block = l.block(b.header.number).expect("block").expect("exists");
+        let (seq, l1_number, l1_time, l1_hash) =
+            crate::chain::parse_l1_info(alloy_consensus::Transaction::input(&block.txs[0].tx))
+                .expect("L1 info");
+        let receipts = l.block_receipts(b.header.number).expect("r").expect("r");
+        assert!(
+            receipts[0].receipt.status,
+            "the L1-attributes deposit failed"
+        );
+        let slot = |i: u64| {
+            l.storage_at(&genesis::L1_BLOCK, U256::from(i))
+                .expect("slot")
+                .to_be_bytes::<32>()
+        };
+        // OP's layout: slot 0 = timestamp ‖ number, slot 2 = hash, slot 3 low 8 bytes = seq.
+        let s0 = slot(0);
+        assert_eq!(U256::from_be_slice(&s0[24..]), U256::from(l1_number));
+        assert_eq!(U256::from_be_slice(&s0[16..24]), U256::from(l1_time));
+        assert_eq!(B256::from(slot(2)), l1_hash);
+        assert_eq!(U256::from_be_slice(&slot(3)[24..]), U256::from(seq));
+    }
+}
+
+#[test]
+fn a_withdrawal_changes_the_passer_root_and_the_output_root_and_derives() {
+    use crate::da::{DaLayer, DirDa};
+    use alloy_sol_types::SolCall;
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let mut payloads = vec![seal_checked(&l).payload];
+    let before = l.head();
+    let passer_root_before = before.header.withdrawals_root.expect("root");
+    assert_eq!(
+        passer_root_before,
+        l.account(&genesis::L2_TO_L1_MESSAGE_PASSER)
+            .expect("passer")
+            .storage_root
+    );
+    let value = U256::from(2 * OPEN);
+    let h = l
+        .submit_raw(&sign(
+            0,
+            Tx {
+                to: Some(genesis::L2_TO_L1_MESSAGE_PASSER),
+                value,
+                data: initiateWithdrawalCall {
+                    target: signer(0).address(),
+                    gasLimit: U256::from(100_000),
+                    data: Bytes::new(),
+                }
+                .abi_encode(),
+                gas: 200_000,
+                ..Default::default()
+            },
+        ))
+        .expect("withdraw");
+    let b = seal_checked(&l);
+    payloads.push(b.payload.clone());
+    assert!(l.receipt(&h).expect("r").expect("mined").receipt.status);
+    let passer = l
+        .account(&genesis::L2_TO_L1_MESSAGE_PASSER)
+        .expect("passer");
+    assert_eq!(passer.balance, value, "withdrawn OPEN stays in the passer");
+    let root = b.header.withdrawals_root.expect("root");
+    assert_ne!(root, passer_root_before, "the withdrawal left no trace");
+    assert_eq!(root, passer.storage_root);
+    // The output root commits to the passer's storage root.
+    let out = crate::chain::output_root(&b.header, b.hash);
+    let mut same_but_old = b.header.clone();
+    same_but_old.withdrawals_root = Some(passer_root_before);
+    assert_ne!(out, crate::chain::output_root(&same_but_old, b.hash));
+    let mut pre = [0u8; 128];
+    pre[32..64].copy_from_slice(b.header.state_root.as_slice());
+    pre[64..96].copy_from_slice(root.as_slice());
+    pre[96..].copy_from_slice(b.hash.as_slice());
+    assert_eq!(out, keccak256(pre));
+    // A follower deriving from DA alone reaches the same output root.
+    payloads.push(seal_checked(&l).payload);
+    let da_dir = tempfile::tempdir().expect("tmp");
+    let da = DirDa::new(da_dir.path());
+    da.put_genesis(l.genesis()).expect("genesis");
+    let frames = crate::da::encode_channel(&payloads).expect("encode");
+    da.append(&frames, l.head().header.number).expect("append");
+    let f = crate::da::derive(&da, &da_dir.path().join("follower.redb")).expect("derive");
+    let (fh, lh) = (f.head(), l.head());
+    assert_eq!(fh.hash, lh.hash);
+    assert_eq!(
+        crate::chain::output_root(&fh.header, fh.hash),
+        crate::chain::output_root(&lh.header, lh.hash)
+    );
+}
+
+#[test]
+fn older_blocks_answer_from_the_change_sets() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let to = Address::repeat_byte(0x77);
+    let dev0 = signer(0).address();
+    let (init, runtime) = store_artifact();
+    // Block 1: a transfer and a deployment.
+    l.submit_raw(&sign(0, Tx::default())).expect("transfer");
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            to: None,
+            value: U256::ZERO,
+            data: init,
+            gas: 200_000,
+            nonce: 1,
+            ..Default::default()
+        },
+    ))
+    .expect("deploy");
+    seal_checked(&l);
+    let addr = dev0.create(1);
+    // Blocks 2 and 3 set the slot; block 3 sends again.
+    for (i, x) in [(2u64, 42u64), (3, 7)] {
+        l.submit_raw(&sign(
+            0,
+            Tx {
+                to: Some(addr),
+                value: U256::ZERO,
+                data: set_call(x),
+                gas: 100_000,
+                nonce: i,
+                ..Default::default()
+            },
+        ))
+        .expect("set");
+        if i == 3 {
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    nonce: 4,
+                    ..Default::default()
+                },
+            ))
+            .expect("transfer");
+        }
+        seal_checked(&l);
+    }
+    // An empty block: nothing of these accounts changes in it.
+    seal_checked(&l);
+    assert_eq!(l.head().header.number, 4);
+    let bal = |a: &Address, b: Option<u64>| l.account_at(a, b).expect("account").balance;
+    assert_eq!(bal(&to, Some(0)), U256::ZERO);
+    assert_eq!(bal(&to, Some(1)), U256::from(OPEN));
+    assert_eq!(bal(&to, Some(2)), U256::from(OPEN));
+    assert_eq!(bal(&to, Some(3)), U256::from(2 * OPEN));
+    assert_eq!(bal(&to, Some(4)), U256::from(2 * OPEN));
+    assert_eq!(bal(&to, None), U256::from(2 * OPEN));
+    assert_eq!(bal(&dev0, Some(0)), U256::from(genesis::DEV_ACCOUNT_OPEN));
+    assert!(bal(&dev0, Some(1)) < bal(&dev0, Some(0)));
+    let nonce = |b: Option<u64>| l.account_at(&dev0, b).expect("account").nonce;
+    assert_eq!(
+        [
+            nonce(Some(0)),
+            nonce(Some(1)),
+            nonce(Some(2)),
+            nonce(Some(3))
+        ],
+        [0, 2, 3, 5]
+    );
+    // The account that did not exist at genesis.
+    assert_eq!(
+        l.account_at(&to, Some(0)).expect("absent"),
+        l.account(&Address::repeat_byte(0x99)).expect("absent")
+    );
+    assert!(l.code_at(&addr, Some(0)).expect("code").is_empty());
+    assert_eq!(
+        l.code_at(&addr, Some(1)).expect("code").as_ref(),
+        runtime.as_slice()
+    );
+    let slot = |b: Option<u64>| l.slot_at(&addr, U256::ZERO, b).expect("slot");
+    assert_eq!(slot(Some(1)), U256::ZERO);
+    assert_eq!(slot(Some(2)), U256::from(42));
+    assert_eq!(slot(Some(3)), U256::from(7));
+    assert_eq!(slot(None), U256::from(7));
+    // The account's storage root at an older block is the one of that block's state.
+    let root2 = l.account_at(&addr, Some(2)).expect("a").storage_root;
+    assert_ne!(root2, l.account(&addr).expect("a").storage_root);
+    let get = CallRequest {
+        to: Some(addr),
+        data: Some(vec![0x6d, 0x4c, 0xe6, 0x3c].into()),
+        ..Default::default()
+    };
+    let at = |b: Option<u64>| U256::from_be_slice(&l.call_at(&get, b).expect("call"));
+    assert_eq!(at(Some(1)), U256::ZERO);
+    assert_eq!(at(Some(2)), U256::from(42));
+    assert_eq!(at(Some(3)), U256::from(7));
+    assert_eq!(at(None), U256::from(7));
+    // Before the deployment there is no code: the call returns nothing.
+    assert!(l.call_at(&get, Some(0)).expect("call").is_empty());
+    let est = l
+        .estimate_gas_at(
+            &CallRequest {
+                from: Some(signer(1).address()),
+                data: Some(set_call(9).into()),
+                ..get.clone()
+            },
+            Some(1),
+        )
+        .expect("estimate");
+    assert!(est > 21_000 && est < 100_000, "{est}");
+    assert!(matches!(
+        l.account_at(&to, Some(5)),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(l.call_at(&get, Some(9)), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn account_history_pages_newest_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let dev0 = signer(0).address();
+    let dev1 = signer(1).address();
+    let to = Address::repeat_byte(0x77);
+    let (init, _) = store_artifact();
+    let mut hashes = Vec::new();
+    // Block 1: dev0 -> to, dev0 creates; block 2: dev1 -> dev0; blocks 3..=5: dev0 -> to.
+    hashes.push(l.submit_raw(&sign(0, Tx::default())).expect("tx"));
+    hashes.push(
+        l.submit_raw(&sign(
+            0,
+            Tx {
+                to: None,
+                value: U256::ZERO,
+                data: init,
+                gas: 200_000,
+                nonce: 1,
+                ..Default::default()
+            },
+        ))
+        .expect("deploy"),
+    );
+    seal_checked(&l);
+    let created = dev0.create(1);
+    hashes.push(
+        l.submit_raw(&sign(
+            1,
+            Tx {
+                to: Some(dev0),
+                ..Default::default()
+            },
+        ))
+        .expect("tx"),
+    );
+    seal_checked(&l);
+    for nonce in 2..5 {
+        hashes.push(
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    nonce,
+                    ..Default::default()
+                },
+            ))
+            .expect("tx"),
+        );
+        seal_checked(&l);
+    }
+    let all = l.account_transactions(&dev0, None, 100).expect("history");
+    let got: Vec<B256> = all.iter().map(|t| t.hash).collect();
+    let want: Vec<B256> = hashes.iter().rev().copied().collect();
+    assert_eq!(got, want, "dev0 sent or received all six, newest first");
+    // Paging with the cursor gives the same list.
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = l.account_transactions(&dev0, before, 2).expect("page");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        let last = page.last().and_then(|t| t.block).expect("mined");
+        before = Some((last.1, last.2 as u32));
+        paged.extend(page.into_iter().map(|t| t.hash));
+    }
+    assert_eq!(paged, want);
+    let recipient = l.account_transactions(&to, None, 100).expect("history");
+    assert_eq!(recipient.len(), 4);
+    assert_eq!(recipient[0].hash, hashes[5]);
+    assert_eq!(recipient[0].from, dev0);
+    let made = l.account_transactions(&created, None, 10).expect("history");
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].hash, hashes[1]);
+    assert_eq!(
+        l.account_transactions(&dev1, None, 10)
+            .expect("history")
+            .len(),
+        1
+    );
+    assert!(
+        l.account_transactions(&Address::repeat_byte(0x99), None, 10)
+            .expect("none")
+            .is_empty()
+    );
+    // Each block's L1-attributes deposit involves the L1Block predeploy.
+    let l1 = l
+        .account_transactions(&genesis::L1_BLOCK, None, 3)
+        .expect("l1");
+    assert_eq!(
+        l1.iter()
+            .map(|t| t.block.expect("mined").1)
+            .collect::<Vec<_>>(),
+        vec![5, 4, 3]
+    );
+}
+
+#[test]
+fn recent_logs_are_newest_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let (init, _) = store_artifact();
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            to: None,
+            value: U256::ZERO,
+            data: init,
+            gas: 200_000,
+            ..Default::default()
+        },
+    ))
+    .expect("deploy");
+    seal_checked(&l);
+    let addr = signer(0).address().create(0);
+    let mut nonce = 1;
+    // Two sets in one block, then one per block.
+    for per_block in [2u64, 1, 1] {
+        for _ in 0..per_block {
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    to: Some(addr),
+                    value: U256::ZERO,
+                    data: set_call(nonce),
+                    gas: 100_000,
+                    nonce,
+                    ..Default::default()
+                },
+            ))
+            .expect("set");
+            nonce += 1;
+        }
+        seal_checked(&l);
+    }
+    let logs = l.recent_logs(&addr, 3).expect("logs");
+    let values: Vec<U256> = logs
+        .iter()
+        .map(|x| U256::from_be_slice(&x.log.data[x.log.data.len() - 32..]))
+        .collect();
+    assert_eq!(values, vec![U256::from(4), U256::from(3), U256::from(2)]);
+    assert_eq!(logs[0].block_number, 4);
+    assert_eq!(logs[2].block_number, 2);
+    assert_eq!(l.recent_logs(&addr, 10).expect("logs").len(), 4);
+    assert!(
+        l.recent_logs(&Address::repeat_byte(0x99), 10)
+            .expect("none")
+            .is_empty()
+    );
+}
