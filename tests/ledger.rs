@@ -742,7 +742,7 @@ async fn accepted_versions_are_published_to_the_datanet_registry() {
         Some(format!("{:#x}", dev(0).address()).as_str())
     );
     assert_eq!(status["supply_open"], "1000000000");
-    assert_eq!(status["contracts"].as_array().map(Vec::len), Some(6));
+    assert_eq!(status["contracts"].as_array().map(Vec::len), Some(8));
     let txs = n.get_ok("/api/v1/ledger/transactions?limit=5").await;
     let newest = &txs["items"][0];
     assert_eq!(newest["method"], "publishVersion", "{txs}");
@@ -796,6 +796,35 @@ async fn accepted_versions_are_published_to_the_datanet_registry() {
         ["VersionPublished", "VersionPublished", "DatanetRegistered"],
         "{events}"
     );
+    // The operator's history: the registration and both publications, newest first, paged.
+    let op = format!("{:#x}", dev(0).address());
+    let first = n
+        .get_ok(&format!(
+            "/api/v1/ledger/accounts/{op}/transactions?limit=2"
+        ))
+        .await;
+    let methods: Vec<&str> = first["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|t| t["method"].as_str())
+        .collect();
+    assert_eq!(methods, ["publishVersion", "publishVersion"], "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let rest = n
+        .get_ok(&format!(
+            "/api/v1/ledger/accounts/{op}/transactions?limit=10&before={cursor}"
+        ))
+        .await;
+    assert_eq!(rest["items"][0]["method"], "register", "{rest}");
+    assert!(rest["next_cursor"].is_null());
+    // Balances at any block: dev0 had its genesis million before it paid for gas.
+    let genesis = n
+        .get_ok(&format!("/api/v1/ledger/accounts/{op}?block=0"))
+        .await;
+    assert_eq!(genesis["balance_open"], "1000000", "{genesis}");
+    let now = n.get_ok(&format!("/api/v1/ledger/accounts/{op}")).await;
+    assert_ne!(now["balance"], genesis["balance"]);
     let registry = n
         .get_ok("/api/v1/ledger/accounts/0xC0DE000000000000000000000000000000000001")
         .await;
@@ -807,6 +836,14 @@ async fn accepted_versions_are_published_to_the_datanet_registry() {
         ("/api/v1/ledger/transactions/0x12", 400),
         ("/api/v1/ledger/accounts/0xzz", 400),
         ("/api/v1/ledger/blocks?limit=0", 400),
+        (
+            "/api/v1/ledger/accounts/0xC0DE000000000000000000000000000000000001?block=99999",
+            404,
+        ),
+        (
+            "/api/v1/ledger/accounts/0xC0DE000000000000000000000000000000000001/transactions?before=x",
+            400,
+        ),
         (
             "/api/v1/ledger/transactions/0x0000000000000000000000000000000000000000000000000000000000000001",
             404,

@@ -47,7 +47,7 @@ struct Contract {
 fn contracts() -> &'static [Contract] {
     static C: OnceLock<Vec<Contract>> = OnceLock::new();
     C.get_or_init(|| {
-        let list: [(&'static str, Address, &'static str); 6] = [
+        let list: [(&'static str, Address, &'static str); 8] = [
             (
                 "DatanetRegistry",
                 system::DATANET_REGISTRY,
@@ -77,6 +77,16 @@ fn contracts() -> &'static [Contract] {
                 "GovernanceParams",
                 system::GOVERNANCE_PARAMS,
                 include_str!("../../ledger/contracts/artifacts/GovernanceParams.json"),
+            ),
+            (
+                "L1Block",
+                commons_ledger::genesis::L1_BLOCK,
+                include_str!("../../ledger/contracts/artifacts/L1Block.json"),
+            ),
+            (
+                "L2ToL1MessagePasser",
+                commons_ledger::genesis::L2_TO_L1_MESSAGE_PASSER,
+                include_str!("../../ledger/contracts/artifacts/L2ToL1MessagePasser.json"),
             ),
         ];
         list.into_iter()
@@ -475,18 +485,28 @@ pub(super) async fn transaction(node: &Arc<Node>, hash: &str) -> Result<Resp, Ap
     Ok(reply(StatusCode::OK, &v))
 }
 
-/// `GET /api/v1/ledger/accounts/{address}`: balance, nonce, code size and, for a system
-/// contract, its name.
-pub(super) async fn account(node: &Arc<Node>, addr: &str) -> Result<Resp, ApiError> {
+/// `GET /api/v1/ledger/accounts/{address}?block=N`: balance, nonce, code size and, for a
+/// system contract, its name; at block N when given (default: the head).
+pub(super) async fn account(node: &Arc<Node>, addr: &str, req: &Req) -> Result<Resp, ApiError> {
     let addr = parse_address(addr)?;
+    let block: Option<u64> = req.q_parse("block")?;
     let n = node.clone();
     let v = blocking(move || {
         let l = &n.ledger.ledger;
-        let a = l.account(&addr).map_err(ledger_err)?;
+        let head = l.head().header.number;
+        if let Some(b) = block
+            && b > head
+        {
+            return Err(ApiError::not_found(format!(
+                "no block {b} yet (the head is {head})"
+            )));
+        }
+        let a = l.account_at(&addr, block).map_err(ledger_err)?;
         let pending = l.pending_nonce(&addr).map_err(ledger_err)?;
-        let code = l.code(&addr).map_err(ledger_err)?;
+        let code = l.code_at(&addr, block).map_err(ledger_err)?;
         Ok(json!({
             "address": format!("{addr:#x}"),
+            "block": block.unwrap_or(head),
             "balance": a.balance.to_string(),
             "balance_open": format_open(a.balance),
             "nonce": a.nonce,
@@ -494,6 +514,48 @@ pub(super) async fn account(node: &Arc<Node>, addr: &str) -> Result<Resp, ApiErr
             "code_size": code.len(),
             "contract": contract_at(&addr).map(|c| c.name),
         }))
+    })
+    .await?;
+    Ok(reply(StatusCode::OK, &v))
+}
+
+/// `GET /api/v1/ledger/accounts/{address}/transactions?before=CURSOR&limit=K`: what the
+/// account sent, received or created, newest first; the cursor is `BLOCK.INDEX` of the last
+/// one returned.
+pub(super) async fn account_transactions(
+    node: &Arc<Node>,
+    addr: &str,
+    req: &Req,
+) -> Result<Resp, ApiError> {
+    let addr = parse_address(addr)?;
+    let limit = limit(req, 25)?;
+    let before = match req.q("before") {
+        None => None,
+        Some(c) => {
+            let bad = || ApiError::bad_request(format!("'{c}' is not a cursor (BLOCK.INDEX)"));
+            let (b, i) = c.split_once('.').ok_or_else(bad)?;
+            Some((
+                b.parse::<u64>().map_err(|_| bad())?,
+                i.parse::<u32>().map_err(|_| bad())?,
+            ))
+        }
+    };
+    let n = node.clone();
+    let v = blocking(move || {
+        let l = &n.ledger.ledger;
+        let txs = l
+            .account_transactions(&addr, before, limit)
+            .map_err(ledger_err)?;
+        let mut items = Vec::with_capacity(txs.len());
+        for t in &txs {
+            let r = l.receipt(&t.hash).map_err(ledger_err)?;
+            items.push(tx_json(t, r.as_ref()));
+        }
+        let next = (txs.len() == limit)
+            .then(|| txs.last().and_then(|t| t.block))
+            .flatten()
+            .map(|(_, b, i)| format!("{b}.{i}"));
+        Ok(json!({"items": items, "next_cursor": next}))
     })
     .await?;
     Ok(reply(StatusCode::OK, &v))
@@ -582,7 +644,7 @@ mod tests {
     #[test]
     fn every_system_contract_abi_loads() {
         let names: Vec<_> = contracts().iter().map(|c| c.name).collect();
-        assert_eq!(names.len(), 6, "{names:?}");
+        assert_eq!(names.len(), 8, "{names:?}");
         let reg = contract_at(&system::DATANET_REGISTRY).expect("registry");
         assert!(reg.abi.events().any(|e| e.name == "VersionPublished"));
     }

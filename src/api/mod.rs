@@ -347,7 +347,12 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         ("GET", ["api", "v1", "ledger", "transactions", hash]) => {
             ledger::transaction(&node, hash).await
         }
-        ("GET", ["api", "v1", "ledger", "accounts", addr]) => ledger::account(&node, addr).await,
+        ("GET", ["api", "v1", "ledger", "accounts", addr]) => {
+            ledger::account(&node, addr, &req).await
+        }
+        ("GET", ["api", "v1", "ledger", "accounts", addr, "transactions"]) => {
+            ledger::account_transactions(&node, addr, &req).await
+        }
         ("GET", ["api", "v1", "ledger", "events"]) => ledger::events(&node, &req).await,
         ("GET", ["api", "v1", "ledger", "timings"]) => ledger::timings(&node, &req).await,
         (_, ["api", ..]) => Err(ApiError::new(
