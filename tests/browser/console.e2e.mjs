@@ -423,8 +423,10 @@ try {
   });
 
   await step('each version links to the ledger transaction that published its root', async () => {
+    await go(`#/datanets/${slug}`);
     await until(async () => {
-      await go(`#/datanets/${slug}`);
+      // The page does not poll: reload it until the publication is mined.
+      await page.reload();
       await visible('#versions');
       return /block/.test(await page.locator('#versions tr[data-version="2"] .col-ledger').innerText());
     }, 'version 2 is confirmed on the ledger (the operator publishes it)', 30000);
@@ -445,7 +447,7 @@ try {
     assert.match(await page.locator('#ledger-supply').getAttribute('title'), /^1000000000 OPEN$/);
     await page.locator('#blocks-table .block-row .block-link').first().click();
     await visible('#block-header');
-    assert.match(await page.locator('#block-txs').innerText(), /l1-attributes/);
+    assert.match(await page.locator('#block-txs').innerText(), /setL1BlockValues/);
   });
 
   await step('Ledger: an account, its balance and its history', async () => {
