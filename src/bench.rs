@@ -41,6 +41,10 @@ pub struct LedgerBench {
     /// Block time of the node it starts, seconds
     #[arg(long, default_value_t = 0.25)]
     pub block_time: f64,
+    /// Accounts already in the state when the load starts (funded at genesis of the node it
+    /// starts, besides the senders and the accounts the transfers create)
+    #[arg(long, default_value_t = 0)]
+    pub accounts: u64,
     /// Load an already running node (`--node`, started with `--dev`) instead of starting one
     #[arg(long)]
     pub external: bool,
@@ -68,7 +72,7 @@ impl Drop for Target {
     }
 }
 
-fn start_node(block_time: f64) -> anyhow::Result<Target> {
+fn start_node(block_time: f64, accounts: u64) -> anyhow::Result<Target> {
     let dir = tempfile::Builder::new()
         .prefix("commons-bench-ledger-")
         .tempdir()?;
@@ -87,6 +91,8 @@ fn start_node(block_time: f64) -> anyhow::Result<Target> {
         .arg(dir.path().join("data"))
         .arg("--block-time")
         .arg(block_time.to_string())
+        .arg("--genesis-test-accounts")
+        .arg(accounts.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -281,7 +287,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             dir: None,
         }
     } else {
-        start_node(args.block_time)?
+        start_node(args.block_time, args.accounts)?
     };
     let rpc = Rpc {
         http: reqwest::Client::builder()
@@ -439,6 +445,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         "senders": args.senders,
         "connections": args.connections,
         "block_time_secs": args.block_time,
+        "accounts_before": args.accounts,
         "refused": refused_n,
         "mined": mined,
         "blocks": blocks.len(),
@@ -457,7 +464,8 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         println!("{out}");
     } else {
         println!(
-            "native transfers: {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
+            "native transfers to new accounts ({} accounts in state before): {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
+            args.accounts,
             args.transfers,
             args.connections,
             sent_secs,

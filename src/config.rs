@@ -129,6 +129,11 @@ pub struct LedgerSettings {
     /// `--dev`; none otherwise, and nothing is published].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_key: Option<String>,
+    /// Genesis: fund this many keyless test accounts with 1 OPEN each out of the ecosystem
+    /// share, for a state of realistic size in tests and benchmarks (`commons bench ledger
+    /// --accounts`). Only counts when the chain is new.
+    #[serde(default)]
+    pub genesis_test_accounts: u64,
 }
 
 fn default_block_time() -> f64 {
@@ -152,6 +157,7 @@ impl Default for LedgerSettings {
             ecosystem: None,
             operator: None,
             operator_key: None,
+            genesis_test_accounts: 0,
         }
     }
 }
@@ -306,6 +312,10 @@ pub struct Overrides {
     /// Seconds between blocks; 0 seals one block per transaction [default: 2]
     #[arg(long, env = "COMMONS_BLOCK_TIME", value_name = "SECS")]
     pub block_time: Option<f64>,
+    /// A new chain's genesis funds this many keyless test accounts (1 OPEN each, from the
+    /// ecosystem share): a large state for tests and benchmarks
+    #[arg(long, value_name = "N")]
+    pub genesis_test_accounts: Option<u64>,
 }
 
 impl Config {
@@ -379,6 +389,12 @@ impl Config {
                 anyhow::bail!("--block-time {b}: give seconds from 0 to 3600");
             }
             c.ledger.block_time_secs = b;
+        }
+        if let Some(n) = o.genesis_test_accounts {
+            if n > 10_000_000 {
+                anyhow::bail!("--genesis-test-accounts {n}: at most 10,000,000");
+            }
+            c.ledger.genesis_test_accounts = n;
         }
         c.sql.time_limit_ms = o.sql_time_limit_ms.unwrap_or(c.sql.time_limit_ms);
         c.sql.memory_limit_bytes = o.sql_memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);

@@ -105,6 +105,7 @@ pub fn genesis_config(config: &Config) -> anyhow::Result<GenesisConfig> {
             (true, None) => dev_accounts()?[0],
             (false, None) => commons_ledger::genesis::named_address("operator"),
         },
+        test_accounts: l.genesis_test_accounts,
     })
 }
 

@@ -64,6 +64,7 @@ fn main() {
                 allocation: Allocation::default(),
                 dev_accounts: senders.iter().map(|s| s.address()).collect(),
                 operator: senders[0].address(),
+                test_accounts: 0,
             },
             pool: PoolConfig {
                 per_sender: 100_000,

@@ -266,6 +266,26 @@ pub struct Ledger {
     wake: (Mutex<u64>, Condvar),
     /// Serialises block production (the sequencer, or derivation).
     sealing: Mutex<()>,
+    /// Pool writes waiting for their group commit.
+    journal: Mutex<Journal>,
+    /// Held by the submitter that commits a group.
+    journal_writer: Mutex<()>,
+}
+
+/// Accepted transactions waiting to be written to the pool table. Each fsync is shared by
+/// every submitter that queued while the previous one ran (group commit), so concurrent
+/// `eth_sendRawTransaction` calls do not pay one fsync each, and each call still returns
+/// only once its transaction is durable.
+#[derive(Default)]
+struct Journal {
+    /// (hash, raw bytes, pool entries it replaced or evicted).
+    entries: Vec<(B256, Bytes, Vec<B256>)>,
+    /// Tickets handed out (the newest entry's).
+    issued: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    /// A group whose commit failed: tickets `lo..=hi` and why.
+    failed: Option<(u64, u64, String)>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -478,6 +498,8 @@ impl Ledger {
             head: RwLock::new(head),
             wake: (Mutex::new(0), Condvar::new()),
             sealing: Mutex::new(()),
+            journal: Mutex::new(Journal::default()),
+            journal_writer: Mutex::new(()),
         };
         ledger.reload_pool()?;
         Ok(ledger)
@@ -620,6 +642,11 @@ impl Ledger {
         Ok(())
     }
 
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        // Every change to the journal is one assignment, so a panic leaves it consistent.
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn lock_pool(&self) -> std::sync::MutexGuard<'_, Pool> {
         // A panic while holding the pool leaves it consistent (every change is one call).
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
@@ -728,17 +755,68 @@ impl Ledger {
         };
         drop(view);
         drop(r);
-        let w = self.db.begin_write()?;
-        {
-            let mut t = w.open_table(POOL)?;
-            t.insert(hash.0, raw)?;
-            for h in inserted.replaced.iter().chain(&inserted.evicted) {
-                t.remove(h.0)?;
-            }
-        }
-        w.commit()?;
+        let gone: Vec<B256> = inserted
+            .replaced
+            .iter()
+            .chain(&inserted.evicted)
+            .copied()
+            .collect();
+        self.persist_pooled(hash, Bytes::copy_from_slice(raw), gone)?;
         self.wake();
         Ok(hash)
+    }
+
+    /// Write a pooled transaction to the pool table in a group commit; returns once it is
+    /// durable (or its group failed).
+    fn persist_pooled(&self, hash: B256, raw: Bytes, gone: Vec<B256>) -> Result<()> {
+        let ticket = {
+            let mut j = self.lock_journal();
+            j.issued += 1;
+            j.entries.push((hash, raw, gone));
+            j.issued
+        };
+        let _writer = self
+            .journal_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (batch, lo, hi) = {
+            let mut j = self.lock_journal();
+            if let Some((flo, fhi, why)) = &j.failed
+                && (*flo..=*fhi).contains(&ticket)
+            {
+                return Err(Error::Db(format!("writing the pool failed: {why}")));
+            }
+            if j.durable >= ticket {
+                return Ok(());
+            }
+            (std::mem::take(&mut j.entries), j.durable + 1, j.issued)
+        };
+        let written = (|| -> Result<()> {
+            let w = self.db.begin_write()?;
+            {
+                let mut t = w.open_table(POOL)?;
+                for (h, raw, gone) in &batch {
+                    t.insert(h.0, raw.as_ref())?;
+                    for g in gone {
+                        t.remove(g.0)?;
+                    }
+                }
+            }
+            w.commit()?;
+            Ok(())
+        })();
+        let mut j = self.lock_journal();
+        match written {
+            Ok(()) => {
+                j.durable = hi;
+                Ok(())
+            }
+            Err(e) => {
+                j.durable = hi;
+                j.failed = Some((lo, hi, e.to_string()));
+                Err(e)
+            }
+        }
     }
 
     /// Queue an L1 deposit (dev: the local L1 queue); it enters the next block.

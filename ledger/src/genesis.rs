@@ -83,6 +83,21 @@ pub struct GenesisConfig {
     /// operator of InferencePayments, poster of AttributionRewards.
     #[serde(default = "default_operator")]
     pub operator: Address,
+    /// Keyless accounts funded with [`TEST_ACCOUNT_WEI`] each from the ecosystem share, at
+    /// addresses derived from their index ([`test_account`]): a state of realistic size for
+    /// benchmarks and tests without a million transactions to build it.
+    #[serde(default)]
+    pub test_accounts: u64,
+}
+
+/// What each test account holds at genesis: 1 OPEN.
+pub const TEST_ACCOUNT_WEI: u128 = OPEN;
+
+/// The address of test account `i`.
+pub fn test_account(i: u64) -> Address {
+    Address::from_slice(
+        &keccak256([b"commons genesis test account".as_slice(), &i.to_be_bytes()].concat())[12..],
+    )
 }
 
 fn default_operator() -> Address {
@@ -94,7 +109,8 @@ impl GenesisConfig {
     pub fn balances(&self) -> Vec<(Address, U256)> {
         // Shares in basis points of 0.01 %: 5171 + 1829 + 1500 + 500 + 1000 = 10000.
         let part = |bp: u128| U256::from(TOTAL_SUPPLY / 10_000 * bp);
-        let dev_total = DEV_ACCOUNT_OPEN * self.dev_accounts.len() as u128;
+        let dev_total = DEV_ACCOUNT_OPEN * self.dev_accounts.len() as u128
+            + TEST_ACCOUNT_WEI * u128::from(self.test_accounts);
         let a = &self.allocation;
         let mut out = vec![
             (a.community, part(5171)),
@@ -110,6 +126,9 @@ impl GenesisConfig {
             self.dev_accounts
                 .iter()
                 .map(|d| (*d, U256::from(DEV_ACCOUNT_OPEN))),
+        );
+        out.extend(
+            (0..self.test_accounts).map(|i| (test_account(i), U256::from(TEST_ACCOUNT_WEI))),
         );
         // Two shares given to one address add up. An index keeps this linear: the benchmark
         // funds a million dev accounts.
@@ -141,12 +160,14 @@ mod tests {
             allocation: Allocation::default(),
             dev_accounts: (0..10u8).map(|i| Address::repeat_byte(i + 1)).collect(),
             operator: Address::repeat_byte(1),
+            test_accounts: 1000,
         };
         let total: U256 = g.balances().iter().map(|(_, v)| *v).sum();
         assert_eq!(total, U256::from(TOTAL_SUPPLY));
         let community = g.balances()[0].1;
         assert_eq!(community, U256::from(517_100_000u128 * OPEN));
         let eco = g.balances()[4].1;
-        assert_eq!(eco, U256::from(90_000_000u128 * OPEN));
+        assert_eq!(eco, U256::from(89_999_000u128 * OPEN));
+        assert_eq!(g.balances().len(), 5 + 10 + 1000);
     }
 }

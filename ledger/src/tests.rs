@@ -38,6 +38,7 @@ fn open(dir: &std::path::Path) -> Ledger {
                 allocation: Allocation::default(),
                 dev_accounts: dev,
                 operator: signer(0).address(),
+                test_accounts: 0,
             },
             pool: PoolConfig::default(),
         },
@@ -843,4 +844,68 @@ fn recent_logs_are_newest_first() {
             .expect("none")
             .is_empty()
     );
+}
+
+#[test]
+fn concurrent_submissions_share_commits_and_all_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let hashes: Vec<alloy_primitives::B256> = {
+        let l = open(dir.path());
+        let raws: Vec<Vec<u8>> = (0..2)
+            .flat_map(|key| {
+                (0..40).map(move |n| {
+                    sign(
+                        key,
+                        Tx {
+                            nonce: n,
+                            ..Default::default()
+                        },
+                    )
+                })
+            })
+            .collect();
+        // Two submitters per sender key, each taking alternate nonces: the pool and its
+        // group commits see concurrent calls from the start.
+        std::thread::scope(|s| {
+            let l = &l;
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let mine: Vec<&Vec<u8>> = raws
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % 4 == t)
+                        .map(|(_, r)| r)
+                        .collect();
+                    s.spawn(move || {
+                        mine.into_iter()
+                            .map(|r| {
+                                // The pool queues nonce gaps; "too high" would only come past
+                                // its per-sender window, and then the other thread catches up.
+                                loop {
+                                    match l.submit_raw(r) {
+                                        Ok(h) => return h,
+                                        Err(crate::Error::Tx(crate::TxError::NonceTooHigh {
+                                            ..
+                                        })) => std::thread::yield_now(),
+                                        Err(e) => panic!("submit: {e}"),
+                                    }
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("submitter"))
+                .collect()
+        })
+    };
+    assert_eq!(hashes.len(), 80);
+    let l = open(dir.path());
+    assert_eq!(l.pool_len(), 80, "every acknowledged submission is durable");
+    seal_checked(&l);
+    for h in &hashes {
+        assert!(l.receipt(h).expect("receipt").is_some(), "{h} mined");
+    }
 }
