@@ -50,8 +50,9 @@ pub trait NodeSource {
     fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 }
 
-/// A child reference; empty means "rewritten in this update, hash it again".
-type Ref = Vec<u8>;
+/// A child reference (its RLP, or the RLP of its hash); empty means "rewritten in this
+/// update, hash it again". Inline, so cloning a branch copies 16 of them without allocating.
+type Ref = RlpNode;
 
 /// One trie node as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl Node {
                 out.push(1);
                 out.push(key.len() as u8);
                 out.extend_from_slice(key);
-                out.extend_from_slice(child);
+                out.extend_from_slice(child.as_ref());
             }
             Node::Branch { children } => {
                 out.push(2);
@@ -88,7 +89,7 @@ impl Node {
                 out.extend_from_slice(&mask.to_be_bytes());
                 for c in children.iter().flatten() {
                     out.push(c.len() as u8);
-                    out.extend_from_slice(c);
+                    out.extend_from_slice(c.as_ref());
                 }
             }
         }
@@ -114,7 +115,7 @@ impl Node {
                 } else {
                     Node::Ext {
                         key: key.to_vec(),
-                        child: tail.to_vec(),
+                        child: RlpNode::from_raw(tail).ok_or_else(bad)?,
                     }
                 })
             }
@@ -134,7 +135,7 @@ impl Node {
                     if tail.len() < len {
                         return Err(bad());
                     }
-                    *c = Some(tail[..len].to_vec());
+                    *c = Some(RlpNode::from_raw(&tail[..len]).ok_or_else(bad)?);
                     rest = &tail[len..];
                 }
                 Ok(Node::Branch { children })
@@ -153,7 +154,7 @@ impl Node {
             }
             Node::Ext { key, child } => {
                 let k = Nibbles::from_nibbles_unchecked(key);
-                ExtensionNodeRef::new(&k, child).rlp(&mut buf);
+                ExtensionNodeRef::new(&k, child.as_ref()).rlp(&mut buf);
             }
             Node::Branch { children } => {
                 let mut stack = Vec::with_capacity(16);
@@ -161,7 +162,7 @@ impl Node {
                 for (i, c) in children.iter().enumerate() {
                     if let Some(c) = c {
                         mask.set_bit(i as u8);
-                        stack.push(RlpNode::from_raw(c).unwrap_or_default());
+                        stack.push(c.clone());
                     }
                 }
                 BranchNodeRef::new(&stack, mask).rlp(&mut buf);
@@ -253,7 +254,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
     }
 
     fn update(&mut self, path: &[u8], key: &[u8], value: Option<&[u8]>) -> Result<Outcome> {
-        let dirty = || Some(Vec::new());
+        let dirty = || Some(RlpNode::default());
         match self.get(path)? {
             None => match value {
                 None => Ok(Outcome::Unchanged),
@@ -320,7 +321,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                         path.to_vec(),
                         Node::Ext {
                             key: k[..c].to_vec(),
-                            child: Vec::new(),
+                            child: RlpNode::default(),
                         },
                     );
                 }
@@ -362,7 +363,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                                     path.to_vec(),
                                     Node::Ext {
                                         key: k,
-                                        child: Vec::new(),
+                                        child: RlpNode::default(),
                                     },
                                 ),
                                 None => {
@@ -408,7 +409,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                         path.to_vec(),
                         Node::Ext {
                             key: k[..c].to_vec(),
-                            child: Vec::new(),
+                            child: RlpNode::default(),
                         },
                     );
                 }
@@ -498,7 +499,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
             Node::Ext { key, child } => {
                 if child.is_empty() {
                     let rlp = self.hash_at(&join(path, key))?;
-                    *child = RlpNode::from_rlp(&rlp).to_vec();
+                    *child = RlpNode::from_rlp(&rlp);
                     changed = true;
                 }
             }
@@ -508,7 +509,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                         && c.is_empty()
                     {
                         let rlp = self.hash_at(&join(path, &[i as u8]))?;
-                        *c = RlpNode::from_rlp(&rlp).to_vec();
+                        *c = RlpNode::from_rlp(&rlp);
                         changed = true;
                     }
                 }
