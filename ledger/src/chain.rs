@@ -1972,8 +1972,14 @@ fn apply_state(
     let mut acc_hist = w.open_table(ACCOUNT_HISTORY)?;
     let mut slot_hist = w.open_table(STORAGE_HISTORY)?;
     let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
-    for (addr, ch) in changes {
-        let ha = keccak256(addr);
+    // In hashed-address order: the account table and the trie are keyed by it, so the
+    // B-tree inserts and the trie walks below go forward through their keys.
+    let mut changes: Vec<(B256, Change)> = changes
+        .into_iter()
+        .map(|(a, c)| (keccak256(a), c))
+        .collect();
+    changes.sort_unstable_by_key(|c| c.0);
+    for (ha, ch) in changes {
         let old = match accounts.get(ha.0)? {
             None => None,
             Some(v) => Some(StoredAccount::decode(v.value())?),

@@ -11,8 +11,6 @@
 //!
 //! Only the newest state is kept (a path holds one node), so proofs are for the head block.
 
-use std::collections::HashMap;
-
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
 use alloy_trie::{EMPTY_ROOT_HASH, Nibbles, TrieMask};
@@ -185,7 +183,7 @@ enum Outcome {
 pub struct TrieUpdate<'s, S: NodeSource> {
     src: &'s S,
     prefix: Vec<u8>,
-    overlay: HashMap<Vec<u8>, Option<Node>>,
+    overlay: alloy_primitives::map::HashMap<Vec<u8>, Option<Node>>,
 }
 
 impl<S: NodeSource> std::fmt::Debug for TrieUpdate<'_, S> {
@@ -224,7 +222,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         TrieUpdate {
             src,
             prefix: owner.prefix(),
-            overlay: HashMap::new(),
+            overlay: Default::default(),
         }
     }
 
@@ -487,19 +485,29 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
     }
 
     /// Fill in the references of rewritten nodes below `path` and return the node's RLP.
-    fn hash_at(&mut self, path: &[u8]) -> Result<Vec<u8>> {
-        let Some(mut node) = self.get(path)? else {
-            return Err(Error::Corrupt(
-                "a trie reference names a missing node".into(),
-            ));
+    /// `path` is a scratch buffer, given back as it came.
+    fn hash_at(&mut self, path: &mut Vec<u8>) -> Result<Vec<u8>> {
+        let missing = || Error::Corrupt("a trie reference names a missing node".into());
+        // A rewritten node is in the overlay: take it out to fill in its references rather
+        // than clone it, and put it back under the same key.
+        let (mut node, key) = match self.overlay.remove_entry(path.as_slice()) {
+            Some((k, Some(n))) => (n, Some(k)),
+            Some((k, None)) => {
+                self.overlay.insert(k, None);
+                return Err(missing());
+            }
+            None => (self.get(path)?.ok_or_else(missing)?, None),
         };
         let mut changed = false;
         match &mut node {
             Node::Leaf { .. } => {}
             Node::Ext { key, child } => {
                 if child.is_empty() {
-                    let rlp = self.hash_at(&join(path, key))?;
-                    *child = RlpNode::from_rlp(&rlp);
+                    let len = path.len();
+                    path.extend_from_slice(key);
+                    let rlp = self.hash_at(path);
+                    path.truncate(len);
+                    *child = RlpNode::from_rlp(&rlp?);
                     changed = true;
                 }
             }
@@ -508,16 +516,22 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                     if let Some(c) = c
                         && c.is_empty()
                     {
-                        let rlp = self.hash_at(&join(path, &[i as u8]))?;
-                        *c = RlpNode::from_rlp(&rlp);
+                        path.push(i as u8);
+                        let rlp = self.hash_at(path);
+                        path.pop();
+                        *c = RlpNode::from_rlp(&rlp?);
                         changed = true;
                     }
                 }
             }
         }
         let rlp = node.rlp();
-        if changed {
-            self.put(path.to_vec(), node);
+        match key {
+            Some(k) => {
+                self.overlay.insert(k, Some(node));
+            }
+            None if changed => self.put(path.clone(), node),
+            None => {}
         }
         Ok(rlp)
     }
@@ -527,17 +541,22 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         if self.get(&[])?.is_none() {
             return Ok(EMPTY_ROOT_HASH);
         }
-        Ok(keccak256(self.hash_at(&[])?))
+        Ok(keccak256(self.hash_at(&mut Vec::with_capacity(64))?))
     }
 
     /// The node writes to apply: (full key, `Some(encoded)` or `None` to delete). Call
     /// [`TrieUpdate::root`] first so every reference is filled in.
+    /// They come sorted by key: a B-tree takes sorted inserts with each page's path still in
+    /// cache, where the overlay's hash order would jump across the whole table.
     pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let prefix = self.prefix;
-        self.overlay
+        let mut out: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .overlay
             .into_iter()
             .map(|(p, n)| (join(&prefix, &p), n.map(|n| n.encode())))
-            .collect()
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 }
 
@@ -581,7 +600,7 @@ pub fn proof<S: NodeSource>(src: &S, owner: Owner, key: &B256) -> Result<Vec<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     #[derive(Default)]
     struct Mem(HashMap<Vec<u8>, Vec<u8>>);
