@@ -567,6 +567,23 @@ fn a_withdrawal_changes_the_passer_root_and_the_output_root_and_derives() {
     let f = crate::da::derive(&da, &da_dir.path().join("follower.redb")).expect("derive");
     let (fh, lh) = (f.head(), l.head());
     assert_eq!(fh.hash, lh.hash);
+    // Derivation writes the same change sets and history index as sealing.
+    let passer = genesis::L2_TO_L1_MESSAGE_PASSER;
+    for n in 0..lh.header.number {
+        assert_eq!(
+            f.account_at(&passer, Some(n)).expect("follower"),
+            l.account_at(&passer, Some(n)).expect("sequencer"),
+            "the passer after block {n}"
+        );
+    }
+    assert_eq!(
+        f.account_transactions(&passer, None, 10)
+            .expect("follower")
+            .iter()
+            .map(|t| t.hash)
+            .collect::<Vec<_>>(),
+        vec![h]
+    );
     assert_eq!(
         crate::chain::output_root(&fh.header, fh.hash),
         crate::chain::output_root(&lh.header, lh.hash)
