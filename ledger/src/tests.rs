@@ -861,3 +861,51 @@ fn recent_logs_are_newest_first() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_ledger_from_before_change_sets_refuses_older_blocks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let l = open(dir.path());
+        l.submit_raw(&sign(0, Tx::default())).expect("tx");
+        seal_checked(&l);
+        seal_checked(&l);
+    }
+    // What an older version left: no change sets, no `history_from`.
+    {
+        let db = redb::Database::open(dir.path().join("ledger.redb")).expect("db");
+        let w = db.begin_write().expect("w");
+        w.delete_table(crate::db::ACCOUNT_HISTORY).expect("drop");
+        w.delete_table(crate::db::STORAGE_HISTORY).expect("drop");
+        w.open_table(crate::db::META)
+            .expect("meta")
+            .remove("history_from")
+            .expect("remove");
+        w.commit().expect("commit");
+    }
+    let l = open(dir.path());
+    let to = Address::repeat_byte(0x77);
+    assert!(matches!(
+        l.account_at(&to, Some(0)),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        l.account_at(&to, Some(2)).expect("head").balance,
+        U256::from(OPEN)
+    );
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            nonce: 1,
+            ..Default::default()
+        },
+    ))
+    .expect("tx");
+    seal_checked(&l);
+    // From the upgrade on, older blocks are answered again.
+    assert_eq!(
+        l.account_at(&to, Some(2)).expect("kept").balance,
+        U256::from(OPEN)
+    );
+    assert_eq!(l.account(&to).expect("head").balance, U256::from(2 * OPEN));
+}
