@@ -46,6 +46,9 @@ const L1_INFO_GAS: u64 = 1_000_000;
 /// Deposits taken into one block at most.
 const MAX_DEPOSITS_PER_BLOCK: usize = 256;
 
+/// `meta` key: the first block whose state change sets are kept (0, except for a ledger
+/// written before they existed).
+const HISTORY_FROM: &str = "history_from";
 /// Table holding the genesis config (JSON).
 const CONFIG: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("config");
 
@@ -490,6 +493,7 @@ impl Ledger {
                 cfg.genesis.clone()
             }
         };
+        Self::mark_history_start(&db)?;
         let head = Self::read_head(&db)?;
         let ledger = Ledger {
             db,
@@ -513,6 +517,22 @@ impl Ledger {
     /// Chain id.
     pub fn chain_id(&self) -> u64 {
         self.genesis.chain_id
+    }
+
+    /// A ledger written before change sets existed has none for its old blocks: record where
+    /// they start, so older blocks are refused rather than answered with newer values.
+    fn mark_history_start(db: &Database) -> Result<()> {
+        let w = db.begin_write()?;
+        {
+            let mut m = w.open_table(META)?;
+            if m.get(HISTORY_FROM)?.is_some() {
+                return Ok(());
+            }
+            let head = m.get("head")?.map(|v| v.value()).unwrap_or(0);
+            m.insert(HISTORY_FROM, head)?;
+        }
+        w.commit()?;
+        Ok(())
     }
 
     fn read_head(db: &Database) -> Result<Head> {
@@ -598,6 +618,7 @@ impl Ledger {
             m.insert("l1_number", 0)?;
             m.insert("l1_seq", 0)?;
             m.insert("deposit_next", 0)?;
+            m.insert(HISTORY_FROM, 0)?;
         }
         w.commit()?;
         Ok(())
@@ -1298,9 +1319,17 @@ impl Ledger {
             return Ok((r, v));
         };
         // The head of this snapshot, not `self.head()`: a block sealed since is not in it.
-        let head = open_ro(&r, META)?
-            .and_then(|t| t.get("head").ok().flatten().map(|v| v.value()))
+        let meta = open_ro(&r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
+        let head = meta
+            .get("head")?
+            .map(|v| v.value())
             .ok_or_else(|| Error::Corrupt("no head block".into()))?;
+        let from = meta.get(HISTORY_FROM)?.map(|v| v.value()).unwrap_or(0);
+        if n < from {
+            return Err(Error::NotFound(format!(
+                "historical state is not available before block {from}: this ledger was written before it kept change sets"
+            )));
+        }
         let v = match n.cmp(&head) {
             std::cmp::Ordering::Greater => {
                 return Err(Error::NotFound("header not found".into()));
@@ -2050,8 +2079,14 @@ fn apply_state(
     let mut acc_hist = w.open_table(ACCOUNT_HISTORY)?;
     let mut slot_hist = w.open_table(STORAGE_HISTORY)?;
     let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
-    for (addr, ch) in changes {
-        let ha = keccak256(addr);
+    // In hashed-address order: the account table and the trie are keyed by it, so the
+    // B-tree inserts and the trie walks below go forward through their keys.
+    let mut changes: Vec<(B256, Change)> = changes
+        .into_iter()
+        .map(|(a, c)| (keccak256(a), c))
+        .collect();
+    changes.sort_unstable_by_key(|c| c.0);
+    for (ha, ch) in changes {
         let old = match accounts.get(ha.0)? {
             None => None,
             Some(v) => Some(StoredAccount::decode(v.value())?),

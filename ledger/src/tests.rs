@@ -568,6 +568,23 @@ fn a_withdrawal_changes_the_passer_root_and_the_output_root_and_derives() {
     let f = crate::da::derive(&da, &da_dir.path().join("follower.redb")).expect("derive");
     let (fh, lh) = (f.head(), l.head());
     assert_eq!(fh.hash, lh.hash);
+    // Derivation writes the same change sets and history index as sealing.
+    let passer = genesis::L2_TO_L1_MESSAGE_PASSER;
+    for n in 0..lh.header.number {
+        assert_eq!(
+            f.account_at(&passer, Some(n)).expect("follower"),
+            l.account_at(&passer, Some(n)).expect("sequencer"),
+            "the passer after block {n}"
+        );
+    }
+    assert_eq!(
+        f.account_transactions(&passer, None, 10)
+            .expect("follower")
+            .iter()
+            .map(|t| t.hash)
+            .collect::<Vec<_>>(),
+        vec![h]
+    );
     assert_eq!(
         crate::chain::output_root(&fh.header, fh.hash),
         crate::chain::output_root(&lh.header, lh.hash)
@@ -908,4 +925,52 @@ fn concurrent_submissions_share_commits_and_all_survive_a_restart() {
     for h in &hashes {
         assert!(l.receipt(h).expect("receipt").is_some(), "{h} mined");
     }
+}
+
+#[test]
+fn a_ledger_from_before_change_sets_refuses_older_blocks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let l = open(dir.path());
+        l.submit_raw(&sign(0, Tx::default())).expect("tx");
+        seal_checked(&l);
+        seal_checked(&l);
+    }
+    // What an older version left: no change sets, no `history_from`.
+    {
+        let db = redb::Database::open(dir.path().join("ledger.redb")).expect("db");
+        let w = db.begin_write().expect("w");
+        w.delete_table(crate::db::ACCOUNT_HISTORY).expect("drop");
+        w.delete_table(crate::db::STORAGE_HISTORY).expect("drop");
+        w.open_table(crate::db::META)
+            .expect("meta")
+            .remove("history_from")
+            .expect("remove");
+        w.commit().expect("commit");
+    }
+    let l = open(dir.path());
+    let to = Address::repeat_byte(0x77);
+    assert!(matches!(
+        l.account_at(&to, Some(0)),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        l.account_at(&to, Some(2)).expect("head").balance,
+        U256::from(OPEN)
+    );
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            nonce: 1,
+            ..Default::default()
+        },
+    ))
+    .expect("tx");
+    seal_checked(&l);
+    // From the upgrade on, older blocks are answered again.
+    assert_eq!(
+        l.account_at(&to, Some(2)).expect("kept").balance,
+        U256::from(OPEN)
+    );
+    assert_eq!(l.account(&to).expect("head").balance, U256::from(2 * OPEN));
 }

@@ -11,8 +11,6 @@
 //!
 //! Only the newest state is kept (a path holds one node), so proofs are for the head block.
 
-use std::collections::HashMap;
-
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
 use alloy_trie::{EMPTY_ROOT_HASH, Nibbles, TrieMask};
@@ -50,8 +48,9 @@ pub trait NodeSource {
     fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 }
 
-/// A child reference; empty means "rewritten in this update, hash it again".
-type Ref = Vec<u8>;
+/// A child reference (its RLP, or the RLP of its hash); empty means "rewritten in this
+/// update, hash it again". Inline, so cloning a branch copies 16 of them without allocating.
+type Ref = RlpNode;
 
 /// One trie node as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +74,7 @@ impl Node {
                 out.push(1);
                 out.push(key.len() as u8);
                 out.extend_from_slice(key);
-                out.extend_from_slice(child);
+                out.extend_from_slice(child.as_ref());
             }
             Node::Branch { children } => {
                 out.push(2);
@@ -88,7 +87,7 @@ impl Node {
                 out.extend_from_slice(&mask.to_be_bytes());
                 for c in children.iter().flatten() {
                     out.push(c.len() as u8);
-                    out.extend_from_slice(c);
+                    out.extend_from_slice(c.as_ref());
                 }
             }
         }
@@ -114,7 +113,7 @@ impl Node {
                 } else {
                     Node::Ext {
                         key: key.to_vec(),
-                        child: tail.to_vec(),
+                        child: RlpNode::from_raw(tail).ok_or_else(bad)?,
                     }
                 })
             }
@@ -134,7 +133,7 @@ impl Node {
                     if tail.len() < len {
                         return Err(bad());
                     }
-                    *c = Some(tail[..len].to_vec());
+                    *c = Some(RlpNode::from_raw(&tail[..len]).ok_or_else(bad)?);
                     rest = &tail[len..];
                 }
                 Ok(Node::Branch { children })
@@ -153,7 +152,7 @@ impl Node {
             }
             Node::Ext { key, child } => {
                 let k = Nibbles::from_nibbles_unchecked(key);
-                ExtensionNodeRef::new(&k, child).rlp(&mut buf);
+                ExtensionNodeRef::new(&k, child.as_ref()).rlp(&mut buf);
             }
             Node::Branch { children } => {
                 let mut stack = Vec::with_capacity(16);
@@ -161,7 +160,7 @@ impl Node {
                 for (i, c) in children.iter().enumerate() {
                     if let Some(c) = c {
                         mask.set_bit(i as u8);
-                        stack.push(RlpNode::from_raw(c).unwrap_or_default());
+                        stack.push(c.clone());
                     }
                 }
                 BranchNodeRef::new(&stack, mask).rlp(&mut buf);
@@ -184,7 +183,7 @@ enum Outcome {
 pub struct TrieUpdate<'s, S: NodeSource> {
     src: &'s S,
     prefix: Vec<u8>,
-    overlay: HashMap<Vec<u8>, Option<Node>>,
+    overlay: alloy_primitives::map::HashMap<Vec<u8>, Option<Node>>,
 }
 
 impl<S: NodeSource> std::fmt::Debug for TrieUpdate<'_, S> {
@@ -223,7 +222,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         TrieUpdate {
             src,
             prefix: owner.prefix(),
-            overlay: HashMap::new(),
+            overlay: Default::default(),
         }
     }
 
@@ -253,7 +252,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
     }
 
     fn update(&mut self, path: &[u8], key: &[u8], value: Option<&[u8]>) -> Result<Outcome> {
-        let dirty = || Some(Vec::new());
+        let dirty = || Some(RlpNode::default());
         match self.get(path)? {
             None => match value {
                 None => Ok(Outcome::Unchanged),
@@ -320,7 +319,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                         path.to_vec(),
                         Node::Ext {
                             key: k[..c].to_vec(),
-                            child: Vec::new(),
+                            child: RlpNode::default(),
                         },
                     );
                 }
@@ -362,7 +361,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                                     path.to_vec(),
                                     Node::Ext {
                                         key: k,
-                                        child: Vec::new(),
+                                        child: RlpNode::default(),
                                     },
                                 ),
                                 None => {
@@ -408,7 +407,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                         path.to_vec(),
                         Node::Ext {
                             key: k[..c].to_vec(),
-                            child: Vec::new(),
+                            child: RlpNode::default(),
                         },
                     );
                 }
@@ -486,19 +485,29 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
     }
 
     /// Fill in the references of rewritten nodes below `path` and return the node's RLP.
-    fn hash_at(&mut self, path: &[u8]) -> Result<Vec<u8>> {
-        let Some(mut node) = self.get(path)? else {
-            return Err(Error::Corrupt(
-                "a trie reference names a missing node".into(),
-            ));
+    /// `path` is a scratch buffer, given back as it came.
+    fn hash_at(&mut self, path: &mut Vec<u8>) -> Result<Vec<u8>> {
+        let missing = || Error::Corrupt("a trie reference names a missing node".into());
+        // A rewritten node is in the overlay: take it out to fill in its references rather
+        // than clone it, and put it back under the same key.
+        let (mut node, key) = match self.overlay.remove_entry(path.as_slice()) {
+            Some((k, Some(n))) => (n, Some(k)),
+            Some((k, None)) => {
+                self.overlay.insert(k, None);
+                return Err(missing());
+            }
+            None => (self.get(path)?.ok_or_else(missing)?, None),
         };
         let mut changed = false;
         match &mut node {
             Node::Leaf { .. } => {}
             Node::Ext { key, child } => {
                 if child.is_empty() {
-                    let rlp = self.hash_at(&join(path, key))?;
-                    *child = RlpNode::from_rlp(&rlp).to_vec();
+                    let len = path.len();
+                    path.extend_from_slice(key);
+                    let rlp = self.hash_at(path);
+                    path.truncate(len);
+                    *child = RlpNode::from_rlp(&rlp?);
                     changed = true;
                 }
             }
@@ -507,16 +516,22 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                     if let Some(c) = c
                         && c.is_empty()
                     {
-                        let rlp = self.hash_at(&join(path, &[i as u8]))?;
-                        *c = RlpNode::from_rlp(&rlp).to_vec();
+                        path.push(i as u8);
+                        let rlp = self.hash_at(path);
+                        path.pop();
+                        *c = RlpNode::from_rlp(&rlp?);
                         changed = true;
                     }
                 }
             }
         }
         let rlp = node.rlp();
-        if changed {
-            self.put(path.to_vec(), node);
+        match key {
+            Some(k) => {
+                self.overlay.insert(k, Some(node));
+            }
+            None if changed => self.put(path.clone(), node),
+            None => {}
         }
         Ok(rlp)
     }
@@ -526,17 +541,22 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         if self.get(&[])?.is_none() {
             return Ok(EMPTY_ROOT_HASH);
         }
-        Ok(keccak256(self.hash_at(&[])?))
+        Ok(keccak256(self.hash_at(&mut Vec::with_capacity(64))?))
     }
 
     /// The node writes to apply: (full key, `Some(encoded)` or `None` to delete). Call
     /// [`TrieUpdate::root`] first so every reference is filled in.
+    /// They come sorted by key: a B-tree takes sorted inserts with each page's path still in
+    /// cache, where the overlay's hash order would jump across the whole table.
     pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let prefix = self.prefix;
-        self.overlay
+        let mut out: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .overlay
             .into_iter()
             .map(|(p, n)| (join(&prefix, &p), n.map(|n| n.encode())))
-            .collect()
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 }
 
@@ -580,7 +600,7 @@ pub fn proof<S: NodeSource>(src: &S, owner: Owner, key: &B256) -> Result<Vec<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     #[derive(Default)]
     struct Mem(HashMap<Vec<u8>, Vec<u8>>);
