@@ -11,6 +11,7 @@
 //! semantics are pinned down by tests that run in the default build, and the GPU parity tests
 //! only have to show that the device agrees with this reference and with `CpuLora`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
@@ -71,20 +72,19 @@ pub fn plan<'a>(layer: usize, proj: Proj, segments: &'a [Segment], rows: usize) 
         max_seg_len: 0,
         rows,
     };
+    // Adapter address → slot (a decode batch can hold hundreds of distinct adapters).
+    let mut index: HashMap<usize, usize> = HashMap::new();
     for s in segments {
         let Some(ad) = &s.adapter else { continue };
         let Some(pair) = ad.layers.get(layer).and_then(|l| l[proj as usize].as_ref()) else {
             continue;
         };
-        let slot = match p.slots.iter().position(|a| Arc::ptr_eq(a, ad)) {
-            Some(i) => i,
-            None => {
-                p.slots.push(ad);
-                p.pairs.push(pair);
-                p.max_rank = p.max_rank.max(pair.rank);
-                p.slots.len() - 1
-            }
-        };
+        let slot = *index.entry(Arc::as_ptr(ad) as usize).or_insert_with(|| {
+            p.slots.push(ad);
+            p.pairs.push(pair);
+            p.max_rank = p.max_rank.max(pair.rank);
+            p.slots.len() - 1
+        });
         let end = (s.start + s.len).min(rows);
         for r in &mut p.row_slot[s.start.min(end)..end] {
             *r = slot as i32;

@@ -139,6 +139,16 @@ pub fn compile_kernels() -> Result<String> {
     .unwrap_or_else(|_| Err(Error::Device("NVRTC failed to load".into())))
 }
 
+/// How long one host → device adapter load took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadTiming {
+    /// From the call to the weights being on the device: conversion into pinned memory, the
+    /// copies and their completion.
+    pub total: Duration,
+    /// The copies alone (device events around them on the copy stream), ms.
+    pub copy_ms: f64,
+}
+
 /// Which kernel runs a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gmv {
@@ -211,6 +221,8 @@ struct Resident {
     /// Per layer, per projection: (A address, B address, rank).
     mats: Vec<[Option<(u64, u64, i32)>; 7]>,
     last_used: u64,
+    /// Recorded on the copy stream before the copies (timing enabled).
+    copy_start: CudaEvent,
     ready: CudaEvent,
     /// The compute stream already waits on `ready`.
     waited: bool,
@@ -428,21 +440,28 @@ impl CudaLora {
     /// Copy `adapter` to the device and wait until it is there: the host → device load time
     /// (conversion into pinned memory, the copies, and their completion). Zero when it was
     /// resident already.
-    pub fn load_blocking(&self, adapter: &Arc<Adapter>) -> Result<Duration> {
+    pub fn load_blocking(&self, adapter: &Arc<Adapter>) -> Result<LoadTiming> {
         let t = Instant::now();
         let mut g = self.lock();
         if g.resident.contains_key(&key(adapter)) {
-            return Ok(Duration::ZERO);
+            return Ok(LoadTiming::default());
         }
         if !g.ensure_resident(adapter, &[], true)? {
             return Err(Error::Device(
                 "the adapter does not fit in the device pool".into(),
             ));
         }
-        if let Some(r) = g.resident.get(&key(adapter)) {
-            r.ready.synchronize().map_err(dev)?;
-        }
-        Ok(t.elapsed())
+        let Some(r) = g.resident.get(&key(adapter)) else {
+            return Err(Error::Device(
+                "internal: uploaded adapter is not resident".into(),
+            ));
+        };
+        r.ready.synchronize().map_err(dev)?;
+        let copy_ms = r.copy_start.elapsed_ms(&r.ready).map_err(dev)? as f64;
+        Ok(LoadTiming {
+            total: t.elapsed(),
+            copy_ms,
+        })
     }
 
     /// Drop `adapter` from the device.
@@ -792,6 +811,8 @@ impl Inner {
             }
         }
         // One copy per run of consecutive pages.
+        let timed = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let copy_start = self.copy.record_event(timed).map_err(dev)?;
         let cu = self.copy.cu_stream();
         let mut i = 0;
         while i < npages {
@@ -812,7 +833,7 @@ impl Inner {
             .map_err(dev)?;
             i = j;
         }
-        let ready = self.copy.record_event(None).map_err(dev)?;
+        let ready = self.copy.record_event(timed).map_err(dev)?;
         self.staging_free = Some(self.copy.record_event(None).map_err(dev)?);
         self.uploads += 1;
         self.clock += 1;
@@ -823,6 +844,7 @@ impl Inner {
                 pages,
                 mats: dev_mats,
                 last_used: self.clock,
+                copy_start,
                 ready,
                 waited: false,
             },
