@@ -252,3 +252,111 @@ fn kv_pages_evict_idle_adapters() {
     assert!(gpu.stats().adapters < ads.len());
     gpu.release_kv_pages(&mut kv);
 }
+
+/// The engine with the LoRA term on the GPU (base model on the CPU) gives the same greedy
+/// tokens as with `CpuLora`, for requests on adapters of ranks 1–128 batched together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_tokens_match_cpu_with_gpu_lora() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use commons_compute::devmodel::{ensure_dev_model, synthetic_adapter};
+    use commons_compute::engine::{
+        AdapterFiles, AdapterKey, AdapterSource, Engine, EngineConfig, Event, GenerateRequest, Hash,
+    };
+    use commons_compute::model::Model;
+    use commons_compute::sampling::SamplingParams;
+    use commons_compute::tokenizer::Tokenizer;
+
+    #[derive(Default)]
+    struct MemSource(Mutex<HashMap<Hash, AdapterFiles>>);
+    impl AdapterSource for MemSource {
+        fn fetch(&self, hash: &Hash) -> commons_compute::Result<AdapterFiles> {
+            self.0
+                .lock()
+                .expect("lock")
+                .get(hash)
+                .cloned()
+                .ok_or_else(|| commons_compute::Error::NotFound("no such adapter".into()))
+        }
+    }
+
+    let Some(gpu) = gpu(WeightDtype::F32) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    ensure_dev_model(dir.path()).expect("dev model");
+    let source = Arc::new(MemSource::default());
+    let start = |lora: Option<CudaLora>| {
+        let model = Model::load(dir.path()).expect("load");
+        let tok = Tokenizer::load(dir.path(), &model.cfg.eos_token_ids).expect("tokenizer");
+        match lora {
+            None => Engine::start(model, tok, source.clone(), EngineConfig::default()),
+            Some(l) => Engine::start_with_kernel(
+                model,
+                tok,
+                source.clone(),
+                EngineConfig::default(),
+                Box::new(l),
+            ),
+        }
+    };
+    let cpu = start(None);
+    let cfg = cpu.model_config.clone();
+    let keys: Vec<AdapterKey> = [1usize, 2, 8, 16, 64, 128]
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| {
+            let f = synthetic_adapter(&cfg, r, &Proj::ALL, 300 + i as u64, false).expect("adapter");
+            let hash = f.hash();
+            source.0.lock().expect("lock").insert(hash, f);
+            AdapterKey {
+                name: format!("a{i}"),
+                hash,
+            }
+        })
+        .collect();
+    let on_gpu = start(Some(gpu));
+    let run = |e: &Engine| {
+        let rxs: Vec<_> = (0..12)
+            .map(|i| {
+                let prompt = e
+                    .tokenizer
+                    .encode(&format!("Request {i} about adapters."), false)
+                    .expect("encode");
+                e.submit(GenerateRequest {
+                    adapter: (i % 7 != 6).then(|| keys[i % keys.len()].clone()),
+                    prompt,
+                    max_tokens: 8,
+                    sampling: SamplingParams {
+                        temperature: 0.0,
+                        ..Default::default()
+                    },
+                    stop: Vec::new(),
+                    ignore_eos: true,
+                })
+                .expect("submit")
+            })
+            .collect();
+        rxs
+    };
+    let mut outs = Vec::new();
+    for e in [&cpu, &on_gpu] {
+        let mut all = Vec::new();
+        for mut rx in run(e) {
+            let mut ids = Vec::new();
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::Token { id, .. } => ids.push(id),
+                    Event::Done { .. } => break,
+                    Event::Error(err) => panic!("request failed: {err}"),
+                }
+            }
+            all.push(ids);
+        }
+        outs.push(all);
+    }
+    assert_eq!(outs[0], outs[1], "GPU LoRA changed greedy tokens");
+    cpu.shutdown();
+    on_gpu.shutdown();
+}
