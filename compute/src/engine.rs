@@ -356,12 +356,25 @@ impl Seq {
 }
 
 impl Engine {
-    /// Start the engine and its adapter loader on their own threads.
+    /// Start the engine and its adapter loader on their own threads, with the CPU LoRA
+    /// kernel.
     pub fn start(
         model: Model,
         tokenizer: Tokenizer,
         source: Arc<dyn AdapterSource>,
         cfg: EngineConfig,
+    ) -> Engine {
+        Engine::start_with_kernel(model, tokenizer, source, cfg, Box::new(CpuLora))
+    }
+
+    /// As [`Engine::start`], with the batched LoRA term computed by `lora` (the GPU kernels
+    /// of the `cuda` feature; the base model still runs on the CPU).
+    pub fn start_with_kernel(
+        model: Model,
+        tokenizer: Tokenizer,
+        source: Arc<dyn AdapterSource>,
+        cfg: EngineConfig,
+        lora: Box<dyn LoraKernel>,
     ) -> Engine {
         let block_size = cfg.block_size.max(1);
         let blocks = KvCache::blocks_for_budget(
@@ -398,7 +411,7 @@ impl Engine {
             let mut core = Core {
                 model,
                 kv,
-                lora: Box::new(CpuLora),
+                lora,
                 device: HashMap::new(),
                 clock: 0,
                 loading: HashSet::new(),

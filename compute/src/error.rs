@@ -21,6 +21,9 @@ pub enum Error {
     /// The queue is full; try again later.
     #[error("{0}")]
     Overloaded(String),
+    /// The GPU backend failed (driver, NVRTC, device memory) or is not available.
+    #[error("device: {0}")]
+    Device(String),
     /// The engine thread is gone.
     #[error("the inference engine has stopped")]
     EngineStopped,

@@ -10,12 +10,17 @@
 mod error;
 
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod device;
 pub mod devmodel;
 pub mod engine;
 pub mod kernels;
 pub mod kv;
 pub mod lora;
 pub mod model;
+pub mod pool;
+pub mod punica;
 pub mod sampling;
 pub mod tokenizer;
 pub mod weights;

@@ -361,8 +361,9 @@ pub struct Segment {
 
 /// The batched LoRA computation: for every segment, `y[rows] += B · (A · x[rows])` of that
 /// segment's adapter at (layer, projection). Segments of one batch may carry different ranks.
-/// The CPU implementation is [`CpuLora`]; the GPU issue adds gather (decode) and segmented
-/// (prefill) kernels behind the same trait.
+/// The CPU implementation is [`CpuLora`]; with the `cuda` feature, `cuda::CudaLora` runs the
+/// gather (decode) and segmented (prefill) kernels behind the same trait. It fails only when a
+/// device does (the CPU implementation never fails).
 pub trait LoraKernel: Send + Sync {
     /// Apply the adapters of `segments` to `y` (`rows × out`) given `x` (`rows × in`).
     #[allow(clippy::too_many_arguments)]
@@ -375,7 +376,7 @@ pub trait LoraKernel: Send + Sync {
         y: &mut [f32],
         out_dim: usize,
         segments: &[Segment],
-    );
+    ) -> Result<()>;
 }
 
 /// Segment by segment with the batch-invariant matmul.
@@ -392,7 +393,7 @@ impl LoraKernel for CpuLora {
         y: &mut [f32],
         out_dim: usize,
         segments: &[Segment],
-    ) {
+    ) -> Result<()> {
         let mut tmp = Vec::new();
         for s in segments {
             let Some(ad) = &s.adapter else { continue };
@@ -406,6 +407,7 @@ impl LoraKernel for CpuLora {
             let ys = &mut y[s.start * out_dim..(s.start + s.len) * out_dim];
             matmul_t(&tmp, s.len, pair.rank, &pair.b, out_dim, ys, true);
         }
+        Ok(())
     }
 }
 

@@ -275,14 +275,14 @@ impl Model {
                     row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
                 }
             }
-            lora.apply(layer, proj, x, inp, out, outd, &segments);
+            lora.apply(layer, proj, x, inp, out, outd, &segments)
         };
         for (li, l) in self.layers.iter().enumerate() {
             n.copy_from_slice(&x);
             rms_norm(&mut n, h, &l.input_norm, eps, off);
-            project(Proj::Q, li, &l.q, l.q_bias.as_ref(), &n, &mut q);
-            project(Proj::K, li, &l.k, l.k_bias.as_ref(), &n, &mut k);
-            project(Proj::V, li, &l.v, l.v_bias.as_ref(), &n, &mut v);
+            project(Proj::Q, li, &l.q, l.q_bias.as_ref(), &n, &mut q)?;
+            project(Proj::K, li, &l.k, l.k_bias.as_ref(), &n, &mut k)?;
+            project(Proj::V, li, &l.v, l.v_bias.as_ref(), &n, &mut v)?;
             if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
                 rms_norm(&mut q, hd, qn, eps, 0.0);
                 rms_norm(&mut k, hd, kn, eps, 0.0);
@@ -303,7 +303,7 @@ impl Model {
                 r += s.tokens.len();
             }
             self.attention(li, seqs, &q, kv, &mut att);
-            project(Proj::O, li, &l.o, None, &att, &mut o);
+            project(Proj::O, li, &l.o, None, &att, &mut o)?;
             if let Some(pn) = &l.pre_ff_norm {
                 // Gemma 2: normalise the attention output, add, then the MLP's own pre-norm.
                 rms_norm(&mut o, h, &l.post_attn_norm, eps, off);
@@ -315,8 +315,8 @@ impl Model {
                 n.copy_from_slice(&x);
                 rms_norm(&mut n, h, &l.post_attn_norm, eps, off);
             }
-            project(Proj::Gate, li, &l.gate, None, &n, &mut g);
-            project(Proj::Up, li, &l.up, None, &n, &mut u);
+            project(Proj::Gate, li, &l.gate, None, &n, &mut g)?;
+            project(Proj::Up, li, &l.up, None, &n, &mut u)?;
             let act = cfg.activation;
             g.par_chunks_mut(im)
                 .zip(u.par_chunks(im))
@@ -330,7 +330,7 @@ impl Model {
                         *a = y * b;
                     }
                 });
-            project(Proj::Down, li, &l.down, None, &g, &mut o);
+            project(Proj::Down, li, &l.down, None, &g, &mut o)?;
             if let Some(pn) = &l.post_ff_norm {
                 rms_norm(&mut o, h, pn, eps, off);
             }
