@@ -570,8 +570,11 @@ async fn kill_9_during_block_production_loses_no_acknowledged_transaction() {
                 sent.push(h.clone());
                 nonce += 1;
             }
+            // Look up an older transaction than the newest: sending can run ahead of the
+            // sequencer (one block per transaction), and a receipt must have been seen for a
+            // transaction to count as acknowledged.
             if sent.len().is_multiple_of(8)
-                && let Some(h) = sent.last()
+                && let Some(h) = sent.get(sent.len() / 2)
             {
                 let r = result(&n, "eth_getTransactionReceipt", json!([h])).await;
                 if !r.is_null() {
