@@ -38,6 +38,9 @@ pub struct LedgerBench {
     /// HTTP connections the load uses
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
+    /// eth_sendRawTransaction calls per JSON-RPC batch request (1: one call per request)
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Block time of the node it starts, seconds
     #[arg(long, default_value_t = 0.25)]
     pub block_time: f64,
@@ -224,6 +227,36 @@ async fn send(rpc: &Rpc, raw: &Bytes, refused: &AtomicU64) -> anyhow::Result<boo
     bail!("the pool stayed full for a minute")
 }
 
+/// Send signed transactions as one JSON-RPC batch; the ones the pool could not take yet are
+/// sent again (one by one) until it drains.
+async fn send_batch(rpc: &Rpc, raws: &[Bytes], refused: &AtomicU64) -> anyhow::Result<()> {
+    let body: Vec<Value> = raws
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
+                   "params": [alloy_primitives::hex::encode_prefixed(r)]})
+        })
+        .collect();
+    let answers: Value = rpc
+        .http
+        .post(format!("{}/rpc", rpc.url))
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let answers = answers
+        .as_array()
+        .ok_or_else(|| anyhow!("the batch answer is not a list: {answers}"))?;
+    for (raw, a) in raws.iter().zip(answers) {
+        if a.get("error").is_some() && !send(rpc, raw, refused).await? {
+            continue;
+        }
+    }
+    Ok(())
+}
+
 /// Fund `senders` from the ten dev accounts, in waves the pool takes.
 async fn fund(
     rpc: &Rpc,
@@ -380,11 +413,18 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
     let mut tasks = Vec::new();
+    let batch = args.batch.max(1);
     for q in queues {
         let (rpc, refused) = (rpc.clone(), refused.clone());
         tasks.push(tokio::spawn(async move {
-            for raw in &q {
-                send(&rpc, raw, &refused).await?;
+            if batch == 1 {
+                for raw in &q {
+                    send(&rpc, raw, &refused).await?;
+                }
+            } else {
+                for chunk in q.chunks(batch) {
+                    send_batch(&rpc, chunk, &refused).await?;
+                }
             }
             Ok::<_, anyhow::Error>(())
         }));
@@ -444,6 +484,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         "transfers": args.transfers,
         "senders": args.senders,
         "connections": args.connections,
+        "batch": args.batch,
         "block_time_secs": args.block_time,
         "accounts_before": args.accounts,
         "refused": refused_n,
