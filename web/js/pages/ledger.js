@@ -68,6 +68,12 @@ function txTable(id, txs, { showBlock = true } = {}) {
   );
 }
 
+/** A decoded argument: strings as they are (long hex shortened), lists and tuples as JSON. */
+function argText(v) {
+  if (typeof v === 'string') return v.length > 20 ? shortHash(v) : v;
+  return JSON.stringify(v);
+}
+
 function eventList(id, events) {
   if (!events.length) return h('p', { class: 'muted small', id }, 'No events yet.');
   return h(
@@ -83,7 +89,7 @@ function eventList(id, events) {
           { class: 'event-row', dataset: { event: e.event || '' } },
           h('td', {}, h('code', { class: 'strong' }, e.event || shortHash(e.topics[0]))),
           h('td', {}, link.account(e.address, e.contract)),
-          h('td', { class: 'event-args' }, e.args ? Object.entries(e.args).map(([k, v]) => h('div', {}, h('span', { class: 'muted' }, `${k}: `), h('code', { title: String(v) }, typeof v === 'string' && v.length > 20 ? shortHash(v) : JSON.stringify(v)))) : h('code', {}, shortHash(e.data))),
+          h('td', { class: 'event-args' }, e.args ? Object.entries(e.args).map(([k, v]) => h('div', {}, h('span', { class: 'muted' }, `${k}: `), h('code', { title: String(v) }, argText(v)))) : h('code', {}, shortHash(e.data))),
           h('td', {}, link.block(e.block)),
           h('td', {}, link.tx(e.tx_hash)),
         ),
