@@ -609,6 +609,19 @@ alloy_sol_types::sol! {
     function datanets(uint256 id) external view returns (address owner, bytes32 metadataHash, uint64 latestVersion);
 }
 
+/// eth_call of a DatanetRegistry view at the head, decoded.
+async fn registry_call<C: alloy_sol_types::SolCall>(n: &Node, call: C) -> C::Return {
+    let out = result(
+        n,
+        "eth_call",
+        json!([{"to": "0xC0DE000000000000000000000000000000000001",
+                "data": alloy_primitives::hex::encode_prefixed(call.abi_encode())}, "latest"]),
+    )
+    .await;
+    let bytes = alloy_primitives::hex::decode(out.as_str().expect("hex")).expect("hex");
+    C::abi_decode_returns(&bytes).expect("decode")
+}
+
 /// Polls a version (or, with `None`, the datanet) until its ledger record is settled.
 async fn settled(n: &Node, slug: &str, version: Option<u64>) -> Value {
     let path = match version {
@@ -632,7 +645,6 @@ async fn settled(n: &Node, slug: &str, version: Option<u64>) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn accepted_versions_are_published_to_the_datanet_registry() {
-    use alloy_sol_types::SolCall;
     let mut n = Node::start(Opts::args(&["--block-time", "0"]));
     let owner = crate::support::dev(1);
     n.create_datanet(&owner, "anchored", false).await;
@@ -688,20 +700,14 @@ async fn accepted_versions_are_published_to_the_datanet_registry() {
             Some("0xc0de000000000000000000000000000000000001")
         );
         // And the registry holds the version's root and row count.
-        let data = versionsCall {
-            id: U256::from(chain_id),
-            number,
-        }
-        .abi_encode();
-        let out = result(
+        let got = registry_call(
             &n,
-            "eth_call",
-            json!([{"to": "0xC0DE000000000000000000000000000000000001",
-                    "data": alloy_primitives::hex::encode_prefixed(data)}, "latest"]),
+            versionsCall {
+                id: U256::from(chain_id),
+                number,
+            },
         )
         .await;
-        let bytes = alloy_primitives::hex::decode(out.as_str().expect("hex")).expect("hex");
-        let got = versionsCall::abi_decode_returns(&bytes).expect("decode");
         assert_eq!(
             format!("{:x}", got.root),
             v["root"].as_str().expect("root").to_string(),
@@ -721,19 +727,13 @@ async fn accepted_versions_are_published_to_the_datanet_registry() {
     );
     let l = settled(&n, "anchored", Some(2)).await;
     assert_eq!(l["status"], "confirmed");
-    let data = datanetsCall {
-        id: U256::from(chain_id),
-    }
-    .abi_encode();
-    let out = result(
+    let d = registry_call(
         &n,
-        "eth_call",
-        json!([{"to": "0xC0DE000000000000000000000000000000000001",
-                "data": alloy_primitives::hex::encode_prefixed(data)}, "latest"]),
+        datanetsCall {
+            id: U256::from(chain_id),
+        },
     )
     .await;
-    let bytes = alloy_primitives::hex::decode(out.as_str().expect("hex")).expect("hex");
-    let d = datanetsCall::abi_decode_returns(&bytes).expect("decode");
     assert_eq!(d.latestVersion, 2);
     assert_eq!(d.owner, dev(0).address(), "the node's operator signs");
 

@@ -258,6 +258,16 @@ fn block_json(b: &commons_ledger::chain::BlockInfo) -> Value {
     })
 }
 
+/// The newest block a page that starts `before` a block shows (`None`: nothing is older).
+fn newest_block(l: &commons_ledger::Ledger, before: Option<u64>) -> Option<u64> {
+    let head = l.head().header.number;
+    match before {
+        Some(0) => None,
+        Some(b) => Some((b - 1).min(head)),
+        None => Some(head),
+    }
+}
+
 fn limit(req: &Req, default: usize) -> Result<usize, ApiError> {
     let n: usize = req.q_parse("limit")?.unwrap_or(default);
     if n == 0 || n > MAX_LIMIT {
@@ -319,11 +329,8 @@ pub(super) async fn blocks(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
     let n = node.clone();
     let v = blocking(move || {
         let l = &n.ledger.ledger;
-        let head = l.head().header.number;
-        let top = match before {
-            Some(0) => return Ok(json!({"items": [], "next_cursor": null})),
-            Some(b) => (b - 1).min(head),
-            None => head,
+        let Some(top) = newest_block(l, before) else {
+            return Ok(json!({"items": [], "next_cursor": null}));
         };
         let mut items = Vec::new();
         let mut at = top;
@@ -392,11 +399,8 @@ pub(super) async fn transactions(node: &Arc<Node>, req: &Req) -> Result<Resp, Ap
     let n = node.clone();
     let v = blocking(move || {
         let l = &n.ledger.ledger;
-        let head = l.head().header.number;
-        let top = match before {
-            Some(0) => return Ok(json!({"items": [], "next_cursor": null})),
-            Some(b) => (b - 1).min(head),
-            None => head,
+        let Some(top) = newest_block(l, before) else {
+            return Ok(json!({"items": [], "next_cursor": null}));
         };
         let mut items = Vec::new();
         let mut at = top;
@@ -573,11 +577,8 @@ pub(super) async fn events(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
     let n = node.clone();
     let v = blocking(move || {
         let l = &n.ledger.ledger;
-        let head = l.head().header.number;
-        let top = match before {
-            Some(0) => return Ok(json!({"items": [], "next_cursor": null})),
-            Some(b) => (b - 1).min(head),
-            None => head,
+        let Some(top) = newest_block(l, before) else {
+            return Ok(json!({"items": [], "next_cursor": null}));
         };
         // Look back in windows so a quiet contract costs a bounded scan per request.
         let mut items: Vec<Value> = Vec::new();
