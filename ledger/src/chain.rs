@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use alloy_consensus::constants::KECCAK_EMPTY;
@@ -18,7 +19,7 @@ use op_alloy_consensus::{
     L1InfoDepositSource, OpReceiptEnvelope, OpTxEnvelope, OpTxType, TxDeposit, UserDepositSource,
 };
 use op_revm::OpTransaction;
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use revm::context::TxEnv;
 use revm::context::result::ExecutionResult;
 use revm::database::CacheDB;
@@ -32,6 +33,7 @@ use crate::exec::{self, BlockParams};
 use crate::genesis::{self, GenesisConfig};
 use crate::pool::{Pool, PoolConfig, PoolTx};
 use crate::trie::{self, Owner, TrieUpdate};
+use crate::wal::{Wal, WalRecord};
 
 /// Largest transaction the pool takes (bytes).
 pub const MAX_TX_BYTES: usize = 128 * 1024;
@@ -262,6 +264,9 @@ pub struct LedgerConfig {
 /// The chain.
 pub struct Ledger {
     db: Database,
+    /// The pool journal, in a file of its own (`ledger.pool.redb` beside `ledger.redb`): redb
+    /// has one writer per file, and submitters must not wait for a block's commit.
+    pool_db: Database,
     genesis: GenesisConfig,
     pool: Mutex<Pool>,
     head: RwLock<Head>,
@@ -273,6 +278,23 @@ pub struct Ledger {
     journal: Mutex<Journal>,
     /// Held by the submitter that commits a group.
     journal_writer: Mutex<()>,
+    /// The block log and when redb last committed durably.
+    wal: Mutex<WalState>,
+    /// How long blocks may stay durable through the log alone (ms).
+    checkpoint_ms: AtomicU64,
+}
+
+/// How often the state is committed to redb durably (the block log covers the blocks in
+/// between). Longer: pages dirtied by several blocks are written once; shorter: less to
+/// execute again after a crash.
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A checkpoint is also due once the block log is this large.
+const WAL_MAX_BYTES: u64 = 256 << 20;
+
+struct WalState {
+    log: Wal,
+    last_durable: std::time::Instant,
 }
 
 /// Accepted transactions waiting to be written to the pool table. Each fsync is shared by
@@ -455,6 +477,19 @@ pub fn receipt_bloom(r: &StoredReceipt) -> Bloom {
     alloy_primitives::logs_bloom(logs.iter())
 }
 
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "the last checkpoint failed; the block log keeps the blocks");
+        }
+    }
+}
+
+/// The pool journal's file beside the ledger's: `ledger.redb` → `ledger.pool.redb`.
+fn pool_path(ledger: &Path) -> std::path::PathBuf {
+    ledger.with_extension("pool.redb")
+}
+
 fn decode_tx(raw: &[u8]) -> Result<OpTxEnvelope> {
     OpTxEnvelope::decode_2718_exact(raw).map_err(|e| Error::Corrupt(format!("stored tx: {e}")))
 }
@@ -495,8 +530,12 @@ impl Ledger {
         };
         Self::mark_history_start(&db)?;
         let head = Self::read_head(&db)?;
+        let pool_db = Database::create(pool_path(path))?;
+        Self::move_pool(&db, &pool_db)?;
+        let (log, logged) = Wal::open(&path.with_extension("wal"))?;
         let ledger = Ledger {
             db,
+            pool_db,
             genesis,
             pool: Mutex::new(Pool::new(cfg.pool)),
             head: RwLock::new(head),
@@ -504,7 +543,13 @@ impl Ledger {
             sealing: Mutex::new(()),
             journal: Mutex::new(Journal::default()),
             journal_writer: Mutex::new(()),
+            wal: Mutex::new(WalState {
+                log,
+                last_durable: std::time::Instant::now(),
+            }),
+            checkpoint_ms: AtomicU64::new(CHECKPOINT_EVERY.as_millis() as u64),
         };
+        ledger.replay(logged)?;
         ledger.reload_pool()?;
         Ok(ledger)
     }
@@ -625,19 +670,129 @@ impl Ledger {
     }
 
     /// Load the persisted pool, dropping what is no longer valid.
-    fn reload_pool(&self) -> Result<()> {
-        let r = self.db.begin_read()?;
+    /// Execute again the logged blocks redb lost in a crash (those after its durable head),
+    /// then checkpoint so the log can be emptied.
+    fn replay(&self, logged: Vec<WalRecord>) -> Result<()> {
+        let mut replayed = 0usize;
+        for r in logged {
+            let head = self.head().header.number;
+            if r.payload.number <= head {
+                continue;
+            }
+            if r.payload.number != head + 1 {
+                return Err(Error::Corrupt(format!(
+                    "the block log jumps from block {head} to {}",
+                    r.payload.number
+                )));
+            }
+            self.apply_logged(&r.payload, &r.consumed, false)?;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                blocks = replayed,
+                head = self.head().header.number,
+                "executed again the blocks of the block log"
+            );
+        }
+        self.checkpoint()
+    }
+
+    /// Commit a block's write transaction: logged and fsynced in the block log, then
+    /// committed to redb without an fsync, except when a checkpoint is due.
+    fn commit_block(
+        &self,
+        mut w: WriteTransaction,
+        payload: &BlockPayload,
+        consumed: &[u64],
+        log: bool,
+    ) -> Result<()> {
+        let mut wal = self.lock_wal();
+        if log {
+            wal.log.append(&WalRecord {
+                payload: payload.clone(),
+                consumed: consumed.to_vec(),
+            })?;
+        }
+        let every = std::time::Duration::from_millis(self.checkpoint_ms.load(Ordering::Relaxed));
+        let due = wal.last_durable.elapsed() >= every || wal.log.len() >= WAL_MAX_BYTES;
+        if !due {
+            w.set_durability(Durability::None)
+                .map_err(|e| Error::Db(e.to_string()))?;
+        }
+        w.commit()?;
+        if due {
+            wal.log.clear()?;
+            wal.last_durable = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Commit everything to redb durably and empty the block log (also done every
+    /// [`CHECKPOINT_EVERY`] while sealing, and when the ledger is dropped).
+    pub fn checkpoint(&self) -> Result<()> {
+        let _g = self.sealing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wal = self.lock_wal();
+        // An empty durable commit makes every earlier non-durable one durable.
+        self.db.begin_write()?.commit()?;
+        wal.log.clear()?;
+        wal.last_durable = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// How long blocks may be durable through the block log alone before a checkpoint
+    /// (default [`CHECKPOINT_EVERY`]; tests lengthen it to exercise replay).
+    pub fn set_checkpoint_interval(&self, every: std::time::Duration) {
+        self.checkpoint_ms
+            .store(every.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn lock_wal(&self) -> std::sync::MutexGuard<'_, WalState> {
+        // Each change to the state is one assignment, so a panic leaves it consistent.
+        self.wal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Databases made before the pool had its own file kept it in `ledger.redb`: copy those
+    /// entries over, then drop the old table (a crash between the two commits copies again).
+    fn move_pool(db: &Database, pool_db: &Database) -> Result<()> {
+        let r = db.begin_read()?;
         let Some(t) = open_ro(&r, POOL)? else {
             return Ok(());
         };
+        let w = pool_db.begin_write()?;
+        {
+            let mut p = w.open_table(POOL)?;
+            for e in t.iter()? {
+                let (k, v) = e?;
+                p.insert(k.value(), v.value())?;
+            }
+        }
+        w.commit()?;
+        drop(t);
+        drop(r);
+        let w = db.begin_write()?;
+        w.delete_table(POOL)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    fn reload_pool(&self) -> Result<()> {
+        let entries = {
+            let r = self.pool_db.begin_read()?;
+            let Some(t) = open_ro(&r, POOL)? else {
+                return Ok(());
+            };
+            let mut entries = Vec::new();
+            for e in t.iter()? {
+                let (k, v) = e?;
+                entries.push((B256::from(k.value()), v.value().to_vec()));
+            }
+            entries
+        };
+        let r = self.db.begin_read()?;
         let view = StateView::new(&r)?;
         let mut stale = Vec::new();
         let mut pool = self.lock_pool();
-        let mut entries = Vec::new();
-        for e in t.iter()? {
-            let (k, v) = e?;
-            entries.push((B256::from(k.value()), v.value().to_vec()));
-        }
         for (hash, raw) in entries {
             match self.check_tx(&raw, &view, &pool) {
                 Ok((tx, state_nonce)) => {
@@ -650,16 +805,25 @@ impl Ledger {
         }
         drop(pool);
         drop(r);
-        if !stale.is_empty() {
-            let w = self.db.begin_write()?;
-            {
-                let mut t = w.open_table(POOL)?;
-                for h in stale {
-                    t.remove(h.0)?;
-                }
-            }
-            w.commit()?;
+        self.forget_pooled(&stale, Durability::Immediate)
+    }
+
+    /// Remove transactions from the pool journal. After a block, `Durability::None` is
+    /// enough: an entry a crash brings back is mined or invalid, and the reload drops it.
+    fn forget_pooled(&self, hashes: &[B256], durability: Durability) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
         }
+        let mut w = self.pool_db.begin_write()?;
+        w.set_durability(durability)
+            .map_err(|e| Error::Db(e.to_string()))?;
+        {
+            let mut t = w.open_table(POOL)?;
+            for h in hashes {
+                t.remove(h.0)?;
+            }
+        }
+        w.commit()?;
         Ok(())
     }
 
@@ -813,7 +977,7 @@ impl Ledger {
             (std::mem::take(&mut j.entries), j.durable + 1, j.issued)
         };
         let written = (|| -> Result<()> {
-            let w = self.db.begin_write()?;
+            let w = self.pool_db.begin_write()?;
             {
                 let mut t = w.open_table(POOL)?;
                 for (h, raw, gone) in &batch {
@@ -964,6 +1128,7 @@ impl Ledger {
         let minted: u128 = deposits.iter().map(|(_, d)| d.mint).sum();
         let sealed = self.build_and_commit(
             &parent, timestamp, base_fee, cands, view, &consumed, minted, l1_number, l1_seq, None,
+            true,
         );
         drop(r);
         sealed
@@ -971,6 +1136,12 @@ impl Ledger {
 
     /// Execute a block given in full (derivation from DA): every transaction must apply.
     pub fn apply_payload(&self, p: &BlockPayload) -> Result<Sealed> {
+        self.apply_logged(p, &[], true)
+    }
+
+    /// [`Ledger::apply_payload`], also removing the deposit-queue entries the block consumed;
+    /// `log: false` when the block comes from the block log itself (replay).
+    fn apply_logged(&self, p: &BlockPayload, consumed: &[u64], log: bool) -> Result<Sealed> {
         let _g = self.sealing.lock().unwrap_or_else(|p| p.into_inner());
         let parent = self.head();
         if p.number != parent.header.number + 1 {
@@ -1027,11 +1198,12 @@ impl Ledger {
             base_fee,
             cands,
             view,
-            &[],
+            consumed,
             minted,
             l1_number,
             l1_seq,
             Some(n),
+            log,
         )?;
         if sealed.hash != p.hash {
             return Err(Error::Invalid(format!(
@@ -1055,6 +1227,7 @@ impl Ledger {
         l1_number: u64,
         l1_seq: u64,
         must_include: Option<usize>,
+        log: bool,
     ) -> Result<Sealed> {
         let started = std::time::Instant::now();
         let number = parent.header.number + 1;
@@ -1236,10 +1409,6 @@ impl Ledger {
             for k in consumed_deposits {
                 d.remove(*k)?;
             }
-            let mut p = w.open_table(POOL)?;
-            for h in mined.iter().chain(&dropped) {
-                p.remove(h.0)?;
-            }
             if minted > 0 {
                 let mut s = w.open_table(SUPPLY)?;
                 let before = s
@@ -1249,14 +1418,21 @@ impl Ledger {
                 s.insert("minted", (before + U256::from(minted)).to_be_bytes::<32>())?;
             }
         }
-        w.commit()?;
+        let payload = BlockPayload {
+            number,
+            timestamp,
+            txs: body.txs.clone(),
+            hash,
+        };
+        self.commit_block(w, &payload, consumed_deposits, log)?;
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Head {
             header: header.clone(),
             hash,
         };
+        let mut forget: Vec<B256> = mined.iter().chain(&dropped).copied().collect();
         {
             let mut pool = self.lock_pool();
-            for h in mined.iter().chain(&dropped) {
+            for h in &forget {
                 pool.remove(h);
             }
             // Replacements of mined nonces can no longer run.
@@ -1267,29 +1443,13 @@ impl Ledger {
                 let view = StateView::new(&r)?;
                 for s in senders {
                     let n = view.account(&s)?.map(|a| a.nonce).unwrap_or(0);
-                    let stale = pool.prune_sender(&s, n);
-                    if !stale.is_empty() {
-                        drop(pool);
-                        let w = self.db.begin_write()?;
-                        {
-                            let mut p = w.open_table(POOL)?;
-                            for h in &stale {
-                                p.remove(h.0)?;
-                            }
-                        }
-                        w.commit()?;
-                        pool = self.lock_pool();
-                    }
+                    forget.extend(pool.prune_sender(&s, n));
                 }
             }
         }
+        self.forget_pooled(&forget, Durability::None)?;
         Ok(Sealed {
-            payload: BlockPayload {
-                number,
-                timestamp,
-                txs: body.txs.clone(),
-                hash,
-            },
+            payload,
             header,
             hash,
             user_txs,

@@ -28,6 +28,7 @@ pub use alloy_eips;
 pub use op_alloy_consensus;
 pub mod da;
 pub mod system;
+pub mod wal;
 
 #[cfg(test)]
 mod system_tests;

@@ -974,3 +974,116 @@ fn a_ledger_from_before_change_sets_refuses_older_blocks() {
     );
     assert_eq!(l.account(&to).expect("head").balance, U256::from(2 * OPEN));
 }
+
+#[test]
+fn a_pool_kept_in_the_ledger_file_moves_to_its_own_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let raw = sign(0, Tx::default());
+    let hash = {
+        let l = open(dir.path());
+        l.submit_raw(&raw).expect("tx")
+    };
+    // What an older version left: the pending transaction in `ledger.redb`, no pool file.
+    std::fs::remove_file(dir.path().join("ledger.pool.redb")).expect("rm pool file");
+    {
+        let db = redb::Database::open(dir.path().join("ledger.redb")).expect("db");
+        let w = db.begin_write().expect("w");
+        w.open_table(crate::db::POOL)
+            .expect("pool")
+            .insert(hash.0, raw.as_slice())
+            .expect("insert");
+        w.commit().expect("commit");
+    }
+    let l = open(dir.path());
+    assert_eq!(l.pool_len(), 1, "the old entry is pending again");
+    drop(l);
+    let db = redb::Database::open(dir.path().join("ledger.redb")).expect("db");
+    let r = redb::ReadableDatabase::begin_read(&db).expect("r");
+    assert!(
+        matches!(
+            r.open_table(crate::db::POOL),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ),
+        "the old table is gone"
+    );
+    drop(r);
+    drop(db);
+    let l = open(dir.path());
+    seal_checked(&l);
+    assert!(l.receipt(&hash).expect("receipt").is_some());
+    assert_eq!(l.pool_len(), 0);
+}
+
+#[test]
+fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let crashed = tempfile::tempdir().expect("tmp");
+    let who = Address::repeat_byte(0x56);
+    let l = open(dir.path());
+    l.set_checkpoint_interval(std::time::Duration::from_secs(3600));
+    l.checkpoint().expect("checkpoint at genesis");
+    let mut mined = Vec::new();
+    for n in 0..4 {
+        mined.push(
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    nonce: n,
+                    ..Default::default()
+                },
+            ))
+            .expect("tx"),
+        );
+        seal_checked(&l);
+    }
+    l.queue_deposit(&DepositRequest {
+        from: who,
+        to: Some(who),
+        mint: 3 * OPEN,
+        value: U256::from(3 * OPEN),
+        gas_limit: 100_000,
+        data: Bytes::new(),
+    })
+    .expect("deposit");
+    seal_checked(&l);
+    let head = l.head();
+    assert_eq!(head.header.number, 5);
+    // A crash now: what is on disk is the files as they are, with redb's last durable
+    // commit (the deposit's) one block behind the head.
+    for f in ["ledger.redb", "ledger.wal", "ledger.pool.redb"] {
+        std::fs::copy(dir.path().join(f), crashed.path().join(f)).expect("copy");
+    }
+    {
+        let db = redb::Database::open(crashed.path().join("ledger.redb")).expect("db");
+        let r = redb::ReadableDatabase::begin_read(&db).expect("r");
+        let durable = r
+            .open_table(crate::db::META)
+            .expect("meta")
+            .get("head")
+            .expect("get")
+            .map(|v| v.value());
+        assert_eq!(durable, Some(4), "redb alone is behind the head");
+    }
+    let back = open(crashed.path());
+    assert_eq!(back.head().header.number, 5);
+    assert_eq!(back.head().hash, head.hash, "the same chain, not a new one");
+    assert_eq!(back.head().header.state_root, head.header.state_root);
+    for h in &mined {
+        assert!(back.receipt(h).expect("receipt").is_some(), "{h} mined");
+    }
+    assert_eq!(back.account(&who).expect("who").balance, U256::from(3 * OPEN));
+    assert_eq!(back.pool_len(), 0);
+    assert!(!back.has_work().expect("work"), "the deposit is not queued again");
+    assert_eq!(
+        back.total_balance().expect("sum"),
+        back.expected_supply().expect("supply")
+    );
+    // Replay checkpointed: a second crash right away needs no log.
+    drop(back);
+    assert_eq!(
+        std::fs::metadata(crashed.path().join("ledger.wal"))
+            .expect("wal")
+            .len(),
+        0
+    );
+}
