@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, Bytes, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{SolCall, sol};
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use commons_ledger::alloy_consensus::{SignableTransaction, TxEip1559};
@@ -54,7 +55,19 @@ pub struct LedgerBench {
     /// Keep the data dir of the node it starts (printed at the end)
     #[arg(long)]
     pub keep: bool,
+    /// Send ERC-20 `transfer`s of a token the bench deploys (ledger/testdata/Erc20.sol), each
+    /// to a new holder, instead of native transfers
+    #[arg(long)]
+    pub erc20: bool,
 }
+
+sol! {
+    function transfer(address to, uint256 value) external returns (bool);
+    function balanceOf(address owner) external view returns (uint256);
+}
+
+/// Gas limit of a bench ERC-20 transfer (a new holder's slot and the sender's: about 52k).
+const ERC20_GAS: u64 = 80_000;
 
 /// The node under test.
 struct Target {
@@ -173,25 +186,51 @@ struct Signed {
     raw: Bytes,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sign_transfer(
+/// What a bench transaction does.
+struct Call {
+    to: TxKind,
+    value: U256,
+    input: Bytes,
+    gas_limit: u64,
+}
+
+impl Call {
+    fn native(to: Address, value: U256) -> Call {
+        Call {
+            to: TxKind::Call(to),
+            value,
+            input: Bytes::new(),
+            gas_limit: 21_000,
+        }
+    }
+
+    fn token(token: Address, to: Address, value: U256) -> Call {
+        Call {
+            to: TxKind::Call(token),
+            value: U256::ZERO,
+            input: transferCall { to, value }.abi_encode().into(),
+            gas_limit: ERC20_GAS,
+        }
+    }
+}
+
+fn sign_tx(
     key: &PrivateKeySigner,
     chain_id: u64,
     nonce: u64,
-    to: Address,
-    value: U256,
+    call: Call,
     max_fee: u128,
     tip: u128,
 ) -> anyhow::Result<Bytes> {
     let tx = TxEip1559 {
         chain_id,
         nonce,
-        gas_limit: 21_000,
+        gas_limit: call.gas_limit,
         max_fee_per_gas: max_fee,
         max_priority_fee_per_gas: tip,
-        to: TxKind::Call(to),
-        value,
-        input: Bytes::new(),
+        to: call.to,
+        value: call.value,
+        input: call.input,
         access_list: Default::default(),
     };
     let sig = key
@@ -269,32 +308,123 @@ async fn fund(
     let devs: Vec<PrivateKeySigner> = (0..crate::auth::DEV_ACCOUNTS)
         .map(|i| crate::auth::dev_key(i).map_err(|e| anyhow!(e)))
         .collect::<anyhow::Result<_>>()?;
+    let to: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+    pay_out(rpc, &devs, &to, chain_id, max_fee, tip, |a| {
+        Call::native(a, each)
+    })
+    .await
+}
+
+/// Send one call per recipient from `from` (round robin), in waves the pool takes, and wait
+/// until every wave is mined.
+async fn pay_out(
+    rpc: &Rpc,
+    devs: &[PrivateKeySigner],
+    recipients: &[Address],
+    chain_id: u64,
+    max_fee: u128,
+    tip: u128,
+    call: impl Fn(Address) -> Call,
+) -> anyhow::Result<()> {
     let mut nonces = Vec::new();
-    for d in &devs {
+    for d in devs {
         nonces.push(rpc.nonce(d.address(), "pending").await?);
     }
     let refused = AtomicU64::new(0);
-    for wave in keys.chunks(devs.len() * 50) {
-        for (i, k) in wave.iter().enumerate() {
+    for wave in recipients.chunks(devs.len() * 50) {
+        for (i, a) in wave.iter().enumerate() {
             let d = i % devs.len();
-            let raw = sign_transfer(
-                &devs[d],
-                chain_id,
-                nonces[d],
-                k.address(),
-                each,
-                max_fee,
-                tip,
-            )?;
+            let raw = sign_tx(&devs[d], chain_id, nonces[d], call(*a), max_fee, tip)?;
             nonces[d] += 1;
             if !send(rpc, &raw, &refused).await? {
-                bail!("the node refused to fund a sender");
+                bail!("the node refused a set-up transaction");
             }
         }
         for (d, dev) in devs.iter().enumerate() {
             while rpc.nonce(dev.address(), "latest").await? < nonces[d] {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+        }
+    }
+    Ok(())
+}
+
+/// The recipient of bench transfer `i` (a new account).
+fn recipient(i: usize) -> Address {
+    Address::from_slice(&keccak256(format!("commons bench ledger account {i}").as_bytes())[12..])
+}
+
+/// Deploy the bench token from dev0 and give each sender an equal share of it.
+async fn deploy_token(
+    rpc: &Rpc,
+    keys: &[PrivateKeySigner],
+    chain_id: u64,
+    max_fee: u128,
+    tip: u128,
+) -> anyhow::Result<Address> {
+    let art: Value = serde_json::from_str(include_str!("../ledger/testdata/erc20.json"))?;
+    let mut init = alloy_primitives::hex::decode(
+        art["bytecode"]
+            .as_str()
+            .ok_or_else(|| anyhow!("erc20.json has no bytecode"))?,
+    )?;
+    let supply = U256::from(10u64).pow(U256::from(30));
+    init.extend_from_slice(&supply.to_be_bytes::<32>());
+    let dev0 = crate::auth::dev_key(0).map_err(|e| anyhow!(e))?;
+    let nonce = rpc.nonce(dev0.address(), "pending").await?;
+    let create = Call {
+        to: TxKind::Create,
+        value: U256::ZERO,
+        input: init.into(),
+        gas_limit: 2_000_000,
+    };
+    let raw = sign_tx(&dev0, chain_id, nonce, create, max_fee, tip)?;
+    if !send(rpc, &raw, &AtomicU64::new(0)).await? {
+        bail!("the node refused the token deployment");
+    }
+    while rpc.nonce(dev0.address(), "latest").await? <= nonce {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = dev0.address().create(nonce);
+    let code = rpc.call("eth_getCode", json!([token, "latest"])).await?;
+    if code.as_str().is_none_or(|c| c.len() <= 2) {
+        bail!("the token deployment failed (no code at {token})");
+    }
+    let share = supply / U256::from(keys.len() as u64);
+    let to: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+    pay_out(rpc, &[dev0], &to, chain_id, max_fee, tip, |a| {
+        Call::token(token, a, share)
+    })
+    .await?;
+    Ok(token)
+}
+
+/// Mined is not enough: a sample of recipients must hold what was sent (1 wei, or 1 token
+/// unit; more when a kept node is loaded again), so a reverted ERC-20 transfer cannot count.
+async fn check_recipients(rpc: &Rpc, token: Option<Address>, n: usize) -> anyhow::Result<()> {
+    let step = (n / 100).max(1);
+    for i in (0..n).step_by(step).chain([n - 1]) {
+        let a = recipient(i);
+        let got = match token {
+            Some(t) => {
+                let data =
+                    alloy_primitives::hex::encode_prefixed(balanceOfCall { owner: a }.abi_encode());
+                let v = rpc
+                    .call("eth_call", json!([{"to": t, "data": data}, "latest"]))
+                    .await?;
+                let s = v.as_str().ok_or_else(|| anyhow!("eth_call gave {v}"))?;
+                U256::from_str_radix(s.trim_start_matches("0x"), 16)?
+            }
+            None => {
+                let v = rpc.call("eth_getBalance", json!([a, "latest"])).await?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| anyhow!("eth_getBalance gave {v}"))?;
+                U256::from_str_radix(s.trim_start_matches("0x"), 16)?
+            }
+        };
+        if got.is_zero() {
+            bail!("transfer {i} to {a} left it holding nothing");
         }
     }
     Ok(())
@@ -340,12 +470,23 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         .map(sender)
         .collect::<anyhow::Result<_>>()?;
     let per_sender = args.transfers.div_ceil(args.senders) as u128;
-    let each = U256::from(per_sender * (21_000 * max_fee + 1) + 1_000_000_000_000_000_000u128);
+    let gas = u128::from(if args.erc20 { ERC20_GAS } else { 21_000 });
+    let each = U256::from(per_sender * (gas * max_fee + 1) + 1_000_000_000_000_000_000u128);
     eprintln!(
         "bench ledger: node {} (chain {chain_id}), funding {} senders",
         target.url, args.senders
     );
     fund(&rpc, &keys, chain_id, each, price * 4, tip).await?;
+    let token = if args.erc20 {
+        Some(deploy_token(&rpc, &keys, chain_id, price * 4, tip).await?)
+    } else {
+        None
+    };
+    let kind = if args.erc20 {
+        "ERC-20 transfers"
+    } else {
+        "native transfers"
+    };
 
     // Sign everything first, on every core.
     eprintln!("bench ledger: signing {} transfers", args.transfers);
@@ -368,16 +509,16 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
                         .map(|i| {
                             let sender = i % keys.len();
                             let round = (i / keys.len()) as u64;
-                            let to = Address::from_slice(
-                                &keccak256(format!("commons bench ledger account {i}").as_bytes())
-                                    [12..],
-                            );
-                            let raw = sign_transfer(
+                            let to = recipient(i);
+                            let call = match token {
+                                Some(t) => Call::token(t, to, U256::from(1u8)),
+                                None => Call::native(to, U256::from(1u8)),
+                            };
+                            let raw = sign_tx(
                                 &keys[sender],
                                 chain_id,
                                 start_nonces[sender] + round,
-                                to,
-                                U256::from(1u8),
+                                call,
                                 max_fee,
                                 tip,
                             )?;
@@ -453,6 +594,9 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         }
     }
     let wall = t0.elapsed().as_secs_f64();
+    if refused_n == 0 {
+        check_recipients(&rpc, token, args.transfers).await?;
+    }
 
     // How the blocks were made, from the node.
     let timings = rpc
@@ -481,6 +625,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
     );
     let txs_per_block = mined as f64 / blocks.len().max(1) as f64;
     let out = json!({
+        "kind": if args.erc20 { "erc20" } else { "native" },
         "transfers": args.transfers,
         "senders": args.senders,
         "connections": args.connections,
@@ -505,7 +650,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         println!("{out}");
     } else {
         println!(
-            "native transfers to new accounts ({} accounts in state before): {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
+            "{kind} to new accounts ({} accounts in state before): {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
             args.accounts,
             args.transfers,
             args.connections,

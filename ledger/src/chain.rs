@@ -32,7 +32,7 @@ use crate::error::{Error, Result, TxError};
 use crate::exec::{self, BlockParams};
 use crate::genesis::{self, GenesisConfig};
 use crate::pool::{Pool, PoolConfig, PoolTx};
-use crate::trie::{self, Owner, TrieUpdate};
+use crate::trie::{self, NodeSource, Owner, TrieUpdate};
 use crate::wal::{Wal, WalRecord};
 
 /// Largest transaction the pool takes (bytes).
@@ -282,6 +282,107 @@ pub struct Ledger {
     wal: Mutex<WalState>,
     /// How long blocks may stay durable through the log alone (ms).
     checkpoint_ms: AtomicU64,
+    /// Trie nodes written by the blocks since the last checkpoint, not yet in the `trie`
+    /// table (see [`NodeOverlay`]).
+    nodes: RwLock<NodeOverlay>,
+}
+
+/// Trie node writes held in memory between checkpoints: full node key → `Some(encoded)`, or
+/// `None` for a node removed. The nodes near the root are rewritten by every block; kept
+/// here, they reach redb once per checkpoint instead of once per block, and a block's
+/// state root costs no B-tree writes for its trie. Nothing is lost in a crash: the blocks
+/// since the last checkpoint are in the block log, and executing them again rebuilds this.
+type NodeOverlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Where `apply_state` puts trie node writes.
+struct TrieStage<'a> {
+    /// `None`: straight into the `trie` table (genesis); otherwise the nodes of earlier
+    /// blocks still in memory, which reads consult first.
+    held: Option<&'a NodeOverlay>,
+    /// This block's node writes, in order.
+    pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Storage tries this block wiped (their owner prefixes): held nodes under them are gone.
+    wiped: Vec<Vec<u8>>,
+}
+
+impl<'a> TrieStage<'a> {
+    fn direct() -> Self {
+        TrieStage {
+            held: None,
+            pending: Vec::new(),
+            wiped: Vec::new(),
+        }
+    }
+
+    fn held(nodes: &'a NodeOverlay) -> Self {
+        TrieStage {
+            held: Some(nodes),
+            pending: Vec::new(),
+            wiped: Vec::new(),
+        }
+    }
+
+    fn write(
+        &mut self,
+        table: &mut redb::Table<&'static [u8], &'static [u8]>,
+        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        if self.held.is_some() {
+            self.pending.extend(writes);
+            return Ok(());
+        }
+        for (k, v) in writes {
+            match v {
+                Some(v) => table.insert(k.as_slice(), v.as_slice())?,
+                None => table.remove(k.as_slice())?,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// The end of a prefix range: `prefix` followed by 0xff (nibble paths never hold 0xff).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut hi = prefix.to_vec();
+    hi.push(0xff);
+    hi
+}
+
+/// Fold a block's node writes into the held nodes.
+fn merge_nodes(
+    nodes: &mut NodeOverlay,
+    wiped: &[Vec<u8>],
+    pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) {
+    for lo in wiped {
+        let gone: Vec<Vec<u8>> = nodes
+            .range(lo.clone()..prefix_end(lo))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            nodes.remove(&k);
+        }
+    }
+    nodes.extend(pending);
+}
+
+/// Reads trie nodes through the held ones, then the table.
+struct Layered<'a, S> {
+    table: &'a S,
+    held: Option<&'a NodeOverlay>,
+    wiped: &'a [Vec<u8>],
+}
+
+impl<S: NodeSource> NodeSource for Layered<'_, S> {
+    fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(held) = self.held
+            && !self.wiped.iter().any(|w| key.starts_with(w))
+            && let Some(v) = held.get(key)
+        {
+            return Ok(v.clone());
+        }
+        self.table.node(key)
+    }
 }
 
 /// How often the state is committed to redb durably (the block log covers the blocks in
@@ -548,6 +649,7 @@ impl Ledger {
                 last_durable: std::time::Instant::now(),
             }),
             checkpoint_ms: AtomicU64::new(CHECKPOINT_EVERY.as_millis() as u64),
+            nodes: RwLock::new(NodeOverlay::new()),
         };
         ledger.replay(logged)?;
         ledger.reload_pool()?;
@@ -628,7 +730,8 @@ impl Ledger {
                 },
             );
         }
-        let (state_root, passer_root) = apply_state(&w, changes, 0, false)?;
+        let (state_root, passer_root) =
+            apply_state(&w, changes, 0, false, &mut TrieStage::direct())?;
         let header = Header {
             parent_hash: B256::ZERO,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -699,13 +802,16 @@ impl Ledger {
     }
 
     /// Commit a block's write transaction: logged and fsynced in the block log, then
-    /// committed to redb without an fsync, except when a checkpoint is due.
+    /// committed to redb without an fsync, except when a checkpoint is due; its trie node
+    /// writes join the held nodes, or at a checkpoint go to the table with them.
     fn commit_block(
         &self,
         mut w: WriteTransaction,
         payload: &BlockPayload,
         consumed: &[u64],
         log: bool,
+        pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        wiped: Vec<Vec<u8>>,
     ) -> Result<()> {
         let mut wal = self.lock_wal();
         if log {
@@ -716,28 +822,55 @@ impl Ledger {
         }
         let every = std::time::Duration::from_millis(self.checkpoint_ms.load(Ordering::Relaxed));
         let due = wal.last_durable.elapsed() >= every || wal.log.len() >= WAL_MAX_BYTES;
-        if !due {
-            w.set_durability(Durability::None)
-                .map_err(|e| Error::Db(e.to_string()))?;
-        }
-        w.commit()?;
+        let mut nodes = self.write_nodes();
         if due {
+            // Merged into a copy: if the commit fails, the held nodes still match redb.
+            let mut all = nodes.clone();
+            merge_nodes(&mut all, &wiped, pending);
+            write_nodes_to(&w, &all)?;
+            w.commit()?;
+            nodes.clear();
             wal.log.clear()?;
             wal.last_durable = std::time::Instant::now();
+        } else {
+            w.set_durability(Durability::None)
+                .map_err(|e| Error::Db(e.to_string()))?;
+            w.commit()?;
+            merge_nodes(&mut nodes, &wiped, pending);
         }
         Ok(())
     }
 
-    /// Commit everything to redb durably and empty the block log (also done every
-    /// [`CHECKPOINT_EVERY`] while sealing, and when the ledger is dropped).
+    /// Commit everything to redb durably — the held trie nodes included — and empty the
+    /// block log (also done every [`CHECKPOINT_EVERY`] while sealing, and when the ledger
+    /// is dropped).
     pub fn checkpoint(&self) -> Result<()> {
         let _g = self.sealing.lock().unwrap_or_else(|p| p.into_inner());
+        self.commit_durable(self.db.begin_write()?)
+    }
+
+    /// Commit `w` durably with the held trie nodes: every durable commit of the ledger
+    /// file must carry them, or redb would hold a state without its trie. Lock order
+    /// everywhere: redb's writer, the block log, the held nodes.
+    fn commit_durable(&self, w: WriteTransaction) -> Result<()> {
         let mut wal = self.lock_wal();
-        // An empty durable commit makes every earlier non-durable one durable.
-        self.db.begin_write()?.commit()?;
+        let mut nodes = self.write_nodes();
+        write_nodes_to(&w, &nodes)?;
+        // A durable commit also makes every earlier non-durable one durable.
+        w.commit()?;
+        nodes.clear();
         wal.log.clear()?;
         wal.last_durable = std::time::Instant::now();
         Ok(())
+    }
+
+    fn write_nodes(&self) -> std::sync::RwLockWriteGuard<'_, NodeOverlay> {
+        // Changed only by whole-map operations after a commit succeeded.
+        self.nodes.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_nodes(&self) -> std::sync::RwLockReadGuard<'_, NodeOverlay> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How long blocks may be durable through the block log alone before a checkpoint
@@ -1025,7 +1158,7 @@ impl Ledger {
             let bytes = postcard::to_allocvec(d).map_err(|e| Error::Internal(e.to_string()))?;
             t.insert(n, bytes.as_slice())?;
         }
-        w.commit()?;
+        self.commit_durable(w)?;
         self.wake();
         Ok(n)
     }
@@ -1359,7 +1492,12 @@ impl Ledger {
 
         let w = self.db.begin_write()?;
         let state_started = std::time::Instant::now();
-        let (state_root, passer_root) = apply_state(&w, changes, number, true)?;
+        let (state_root, passer_root, pending, wiped) = {
+            let held = self.read_nodes();
+            let mut stage = TrieStage::held(&held);
+            let (root, passer) = apply_state(&w, changes, number, true, &mut stage)?;
+            (root, passer, stage.pending, stage.wiped)
+        };
         let state_time = state_started.elapsed();
         drop(view);
         let envelopes: Vec<OpReceiptEnvelope> = receipts.iter().map(receipt_envelope).collect();
@@ -1424,7 +1562,7 @@ impl Ledger {
             txs: body.txs.clone(),
             hash,
         };
-        self.commit_block(w, &payload, consumed_deposits, log)?;
+        self.commit_block(w, &payload, consumed_deposits, log, pending, wiped)?;
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Head {
             header: header.clone(),
             hash,
@@ -1888,14 +2026,22 @@ impl Ledger {
 
     /// eth_getProof at the head.
     pub fn proof(&self, addr: &Address, slots: &[B256]) -> Result<AccountProof> {
+        // Held while the read transaction opens: a block's commit and the merge of its trie
+        // nodes happen under the write lock, so the two agree.
+        let held = self.read_nodes();
         let (_r, v) = self.state()?;
+        let nodes = Layered {
+            table: &v,
+            held: Some(&held),
+            wiped: &[],
+        };
         let account = v.account(addr)?.unwrap_or(StoredAccount {
             code_hash: KECCAK_EMPTY,
             storage_root: EMPTY_ROOT_HASH,
             ..Default::default()
         });
         let ha = keccak256(addr);
-        let account_proof = trie::proof(&v, Owner::Accounts, &ha)?
+        let account_proof = trie::proof(&nodes, Owner::Accounts, &ha)?
             .into_iter()
             .map(Bytes::from)
             .collect();
@@ -1905,7 +2051,7 @@ impl Ledger {
             let nodes = if account.storage_root == EMPTY_ROOT_HASH {
                 Vec::new()
             } else {
-                trie::proof(&v, Owner::Storage(ha), &keccak256(s))?
+                trie::proof(&nodes, Owner::Storage(ha), &keccak256(s))?
                     .into_iter()
                     .map(Bytes::from)
                     .collect()
@@ -2226,11 +2372,27 @@ fn store_block(
 /// Apply a block's account changes to the flat state and the tries; returns the state root
 /// and the L2ToL1MessagePasser's storage root. With `history`, the prior value of every
 /// changed account and slot goes into the change sets under `block` (genesis has none).
+/// Write held trie nodes into the `trie` table (in key order, as the map keeps them).
+fn write_nodes_to(w: &WriteTransaction, nodes: &NodeOverlay) -> Result<()> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let mut t = w.open_table(TRIE)?;
+    for (k, v) in nodes {
+        match v {
+            Some(v) => t.insert(k.as_slice(), v.as_slice())?,
+            None => t.remove(k.as_slice())?,
+        };
+    }
+    Ok(())
+}
+
 fn apply_state(
     w: &WriteTransaction,
     changes: BTreeMap<Address, Change>,
     block: u64,
     history: bool,
+    stage: &mut TrieStage<'_>,
 ) -> Result<(B256, B256)> {
     let mut accounts = w.open_table(ACCOUNTS)?;
     let mut storage = w.open_table(STORAGE)?;
@@ -2277,9 +2439,11 @@ fn apply_state(
                 }
                 storage.retain_in((ha.0, [0u8; 32])..=(ha.0, [0xffu8; 32]), |_, _| false)?;
                 let lo = Owner::Storage(ha).prefix();
-                let mut hi = lo.clone();
-                hi.push(0xff);
+                let hi = prefix_end(&lo);
                 tries.retain_in(lo.as_slice()..hi.as_slice(), |_, _| false)?;
+                if stage.held.is_some() {
+                    stage.wiped.push(lo);
+                }
             }
             storage_root = EMPTY_ROOT_HASH;
         }
@@ -2293,7 +2457,12 @@ fn apply_state(
         };
         if !ch.storage.is_empty() {
             let writes = {
-                let mut up = TrieUpdate::new(&tries, Owner::Storage(ha));
+                let src = Layered {
+                    table: &tries,
+                    held: stage.held,
+                    wiped: &stage.wiped,
+                };
+                let mut up = TrieUpdate::new(&src, Owner::Storage(ha));
                 for (slot, val) in &ch.storage {
                     let hs = keccak256(slot.to_be_bytes::<32>());
                     // redb hands back the value it replaced: the change set costs no read.
@@ -2314,12 +2483,7 @@ fn apply_state(
                 storage_root = up.root()?;
                 up.into_writes()
             };
-            for (k, v) in writes {
-                match v {
-                    Some(v) => tries.insert(k.as_slice(), v.as_slice())?,
-                    None => tries.remove(k.as_slice())?,
-                };
-            }
+            stage.write(&mut tries, writes)?;
         }
         if let Some(c) = &ch.code {
             code.insert(info.code_hash.0, c.as_ref())?;
@@ -2335,19 +2499,19 @@ fn apply_state(
         leaves.push((ha, Some(sa.trie_rlp())));
     }
     let (root, writes) = {
-        let mut up = TrieUpdate::new(&tries, Owner::Accounts);
+        let src = Layered {
+            table: &tries,
+            held: stage.held,
+            wiped: &stage.wiped,
+        };
+        let mut up = TrieUpdate::new(&src, Owner::Accounts);
         for (k, v) in &leaves {
             up.set(k, v.as_deref())?;
         }
         let root = up.root()?;
         (root, up.into_writes())
     };
-    for (k, v) in writes {
-        match v {
-            Some(v) => tries.insert(k.as_slice(), v.as_slice())?,
-            None => tries.remove(k.as_slice())?,
-        };
-    }
+    stage.write(&mut tries, writes)?;
     let passer = match accounts.get(keccak256(genesis::L2_TO_L1_MESSAGE_PASSER).0)? {
         None => EMPTY_ROOT_HASH,
         Some(v) => StoredAccount::decode(v.value())?.storage_root,

@@ -1046,8 +1046,25 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
     })
     .expect("deposit");
     seal_checked(&l);
+    for n in 4..6 {
+        l.submit_raw(&sign(
+            0,
+            Tx {
+                nonce: n,
+                to: Some(Address::repeat_byte(0x60 + n as u8)),
+                ..Default::default()
+            },
+        ))
+        .expect("tx");
+        seal_checked(&l);
+    }
     let head = l.head();
-    assert_eq!(head.header.number, 5);
+    assert_eq!(head.header.number, 7);
+    assert_eq!(
+        rebuilt_state_root(&l),
+        head.header.state_root,
+        "the held trie nodes give the state's root"
+    );
     // A crash now: what is on disk is the files as they are, with redb's last durable
     // commit (the deposit's) one block behind the head.
     for f in ["ledger.redb", "ledger.wal", "ledger.pool.redb"] {
@@ -1065,15 +1082,22 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
         assert_eq!(durable, Some(4), "redb alone is behind the head");
     }
     let back = open(crashed.path());
-    assert_eq!(back.head().header.number, 5);
+    assert_eq!(back.head().header.number, 7);
+    assert_eq!(rebuilt_state_root(&back), head.header.state_root);
     assert_eq!(back.head().hash, head.hash, "the same chain, not a new one");
     assert_eq!(back.head().header.state_root, head.header.state_root);
     for h in &mined {
         assert!(back.receipt(h).expect("receipt").is_some(), "{h} mined");
     }
-    assert_eq!(back.account(&who).expect("who").balance, U256::from(3 * OPEN));
+    assert_eq!(
+        back.account(&who).expect("who").balance,
+        U256::from(3 * OPEN)
+    );
     assert_eq!(back.pool_len(), 0);
-    assert!(!back.has_work().expect("work"), "the deposit is not queued again");
+    assert!(
+        !back.has_work().expect("work"),
+        "the deposit is not queued again"
+    );
     assert_eq!(
         back.total_balance().expect("sum"),
         back.expected_supply().expect("supply")
@@ -1086,4 +1110,19 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
             .len(),
         0
     );
+}
+
+/// The state root computed from scratch over every account (alloy-trie's `HashBuilder`).
+fn rebuilt_state_root(l: &Ledger) -> alloy_primitives::B256 {
+    let (r, _) = l.state().expect("state");
+    let t = crate::db::open_ro(&r, crate::db::ACCOUNTS)
+        .expect("accounts")
+        .expect("table");
+    let mut hb = alloy_trie::HashBuilder::default();
+    for e in redb::ReadableTable::iter(&t).expect("iter") {
+        let (k, v) = e.expect("entry");
+        let a = crate::db::StoredAccount::decode(v.value()).expect("account");
+        hb.add_leaf(alloy_trie::Nibbles::unpack(k.value()), &a.trie_rlp());
+    }
+    hb.root()
 }

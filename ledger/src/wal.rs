@@ -121,7 +121,9 @@ impl Wal {
     /// lost, replay skips blocks redb already holds.
     pub fn clear(&mut self) -> Result<()> {
         self.file.set_len(0).map_err(|e| self.err(e))?;
-        self.file.seek(SeekFrom::Start(0)).map_err(|e| self.err(e))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| self.err(e))?;
         self.len = 0;
         Ok(())
     }
