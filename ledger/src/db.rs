@@ -3,7 +3,15 @@
 //!
 //! The ledger has its own redb file (`DATA_DIR/ledger.redb`): the sequencer is its only
 //! writer, one write transaction per sealed block, so block production never waits on the
-//! datanet store's group commits. Everything here is the source of truth except
+//! datanet store's group commits. The pool journal has a file of its own
+//! (`ledger.pool.redb`), so `eth_sendRawTransaction` never waits on a block's commit.
+//!
+//! **Durability.** A block's transaction commits without an fsync; the block is durable
+//! once its payload is fsynced in the block log (`ledger.wal`, see [`crate::wal`]). Every
+//! [`crate::chain::CHECKPOINT_EVERY`] (and with any other durable write, and on close) redb
+//! commits durably and the log is emptied. Trie nodes written since the last checkpoint are
+//! held in memory and reach the `trie` table with the next durable commit, so the table is
+//! always the trie of the durable state; after a crash, the logged blocks are executed again. Everything here is the source of truth except
 //! [`LOG_ADDRESSES`], [`LOG_TOPICS`] and [`ACCOUNT_TXS`], which are indexes over
 //! [`BODIES`] and [`RECEIPTS`].
 //!
@@ -32,7 +40,7 @@
 //! | `account_history` | (keccak(address), number) | the account before block `number` changed it: 104-byte record, or empty when it did not exist |
 //! | `storage_history` | (keccak(address), keccak(slot), number) | the slot's value before block `number` changed it (zero: absent) |
 //! | `account_txs` | (address, number, index) | () — transactions an address sent, received or created |
-//! | `pool` | tx hash | raw signed transaction (pending, survives restart) |
+//! | `pool` (in `ledger.pool.redb`) | tx hash | raw signed transaction (pending, survives restart) |
 //! | `deposits` | queue number | postcard [`crate::DepositRequest`] (dev L1 queue) |
 //! | `supply` | name | U256 BE (`minted` by deposits) |
 
