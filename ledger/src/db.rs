@@ -11,9 +11,10 @@
 //! [`crate::chain::CHECKPOINT_EVERY`] (and with any other durable write, and on close) redb
 //! commits durably and the log is emptied. Trie nodes written since the last checkpoint are
 //! held in memory and reach the `trie` table with the next durable commit, so the table is
-//! always the trie of the durable state; after a crash, the logged blocks are executed again. Everything here is the source of truth except
-//! [`LOG_ADDRESSES`], [`LOG_TOPICS`] and [`ACCOUNT_TXS`], which are indexes over
-//! [`BODIES`] and [`RECEIPTS`].
+//! always the trie of the durable state; after a crash, the logged blocks are executed again.
+//!
+//! Everything here is the source of truth except [`LOG_ADDRESSES`], [`LOG_TOPICS`] and
+//! [`ACCOUNT_TXS`], which are indexes over [`BODIES`] and [`RECEIPTS`].
 //!
 //! **History.** `accounts` and `storage` hold the newest state. Each block also writes, in
 //! its own transaction, the value every key had before the block changed it (a change set in
