@@ -134,6 +134,23 @@ pub struct LedgerSettings {
     /// --accounts`). Only counts when the chain is new.
     #[serde(default)]
     pub genesis_test_accounts: u64,
+    /// Seconds between durable commits of `ledger.redb`. Blocks sealed in between are
+    /// durable through the block log (`ledger.wal`) and executed again after a crash, so a
+    /// longer interval writes less (trie nodes rewritten by several blocks reach the file
+    /// once) at the cost of a longer replay.
+    #[serde(default = "default_checkpoint")]
+    pub checkpoint_secs: f64,
+    /// Megabytes of `ledger.redb` pages kept in memory.
+    #[serde(default = "default_ledger_cache_mb")]
+    pub cache_mb: u64,
+}
+
+fn default_checkpoint() -> f64 {
+    2.0
+}
+
+fn default_ledger_cache_mb() -> u64 {
+    1024
 }
 
 fn default_block_time() -> f64 {
@@ -158,6 +175,8 @@ impl Default for LedgerSettings {
             operator: None,
             operator_key: None,
             genesis_test_accounts: 0,
+            checkpoint_secs: default_checkpoint(),
+            cache_mb: default_ledger_cache_mb(),
         }
     }
 }
@@ -396,6 +415,18 @@ impl Config {
             }
             c.ledger.genesis_test_accounts = n;
         }
+        if !(0.0..=3600.0).contains(&c.ledger.checkpoint_secs) {
+            anyhow::bail!(
+                "[ledger] checkpoint_secs = {}: give seconds from 0 to 3600",
+                c.ledger.checkpoint_secs
+            );
+        }
+        if !(16..=1 << 20).contains(&c.ledger.cache_mb) {
+            anyhow::bail!(
+                "[ledger] cache_mb = {}: give megabytes from 16 to 1048576",
+                c.ledger.cache_mb
+            );
+        }
         c.sql.time_limit_ms = o.sql_time_limit_ms.unwrap_or(c.sql.time_limit_ms);
         c.sql.memory_limit_bytes = o.sql_memory_limit_bytes.unwrap_or(c.sql.memory_limit_bytes);
         let sv = &mut c.serving;
@@ -459,6 +490,26 @@ mod tests {
         assert_eq!(c.http.port(), 9999);
         assert_eq!(c.limits.max_upload_bytes, 100);
         assert_eq!(c.limits.daily_files_per_contributor, 20);
+    }
+
+    #[test]
+    fn ledger_durability_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("commons.toml");
+        let c = Config::load(dir.path(), &Overrides::default()).expect("defaults");
+        assert_eq!((c.ledger.checkpoint_secs, c.ledger.cache_mb), (2.0, 1024));
+        std::fs::write(&file, "[ledger]\ncheckpoint_secs = 10\ncache_mb = 4096\n").expect("write");
+        let c = Config::load(dir.path(), &Overrides::default()).expect("load");
+        assert_eq!((c.ledger.checkpoint_secs, c.ledger.cache_mb), (10.0, 4096));
+        for (bad, key) in [
+            ("checkpoint_secs = -1", "checkpoint_secs"),
+            ("checkpoint_secs = nan", "checkpoint_secs"),
+            ("cache_mb = 1", "cache_mb"),
+        ] {
+            std::fs::write(&file, format!("[ledger]\n{bad}\n")).expect("write");
+            let e = Config::load(dir.path(), &Overrides::default()).expect_err(bad);
+            assert!(format!("{e:#}").contains(key), "{bad}: {e:#}");
+        }
     }
 
     #[test]

@@ -142,10 +142,14 @@ impl LedgerNode {
                 LedgerConfig {
                     genesis: genesis_config(config)?,
                     pool: PoolConfig::default(),
+                    cache_bytes: (config.ledger.cache_mb as usize).saturating_mul(1 << 20),
                 },
             )
             .with_context(|| format!("cannot open the ledger {}", path.display()))?,
         );
+        ledger.set_checkpoint_interval(Duration::from_secs_f64(
+            config.ledger.checkpoint_secs.clamp(0.0, 3600.0),
+        ));
         let da_dir = config.da_dir();
         let da = Arc::new(
             commons_ledger::da::DaWriter::open(

@@ -113,6 +113,7 @@ fn open(dir: &std::path::Path, senders: &[PrivateKeySigner], filler: usize) -> L
                 total: 1_000_000,
                 price_bump_percent: 10,
             },
+            cache_bytes: commons_ledger::chain::DEFAULT_CACHE_BYTES,
         },
     )
     .expect("open")

@@ -259,7 +259,13 @@ pub struct LedgerConfig {
     pub genesis: GenesisConfig,
     /// Pool limits.
     pub pool: PoolConfig,
+    /// Bytes of `ledger.redb` pages redb keeps in memory ([`DEFAULT_CACHE_BYTES`]): at a
+    /// million accounts the tries and tables outgrow the default, and every miss is a read.
+    pub cache_bytes: usize,
 }
+
+/// The default of [`LedgerConfig::cache_bytes`] (redb's own default).
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// The chain.
 pub struct Ledger {
@@ -598,7 +604,9 @@ fn decode_tx(raw: &[u8]) -> Result<OpTxEnvelope> {
 impl Ledger {
     /// Open (or create, with genesis) the ledger database at `path`.
     pub fn open(path: &Path, cfg: LedgerConfig) -> Result<Ledger> {
-        let db = Database::create(path)?;
+        let db = redb::Builder::new()
+            .set_cache_size(cfg.cache_bytes)
+            .create(path)?;
         let stored: Option<GenesisConfig> = {
             let r = db.begin_read()?;
             match open_ro(&r, CONFIG)? {

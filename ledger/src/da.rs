@@ -362,6 +362,7 @@ pub fn derive(layer: &dyn DaLayer, db_path: &Path) -> Result<Ledger> {
         crate::LedgerConfig {
             genesis,
             pool: Default::default(),
+            cache_bytes: crate::chain::DEFAULT_CACHE_BYTES,
         },
     )?;
     for p in decode_frames(&layer.frames()?)? {

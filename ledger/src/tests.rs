@@ -41,6 +41,7 @@ fn open(dir: &std::path::Path) -> Ledger {
                 test_accounts: 0,
             },
             pool: PoolConfig::default(),
+            cache_bytes: crate::chain::DEFAULT_CACHE_BYTES,
         },
     )
     .expect("open ledger")
