@@ -430,6 +430,32 @@ async fn check_recipients(rpc: &Rpc, token: Option<Address>, n: usize) -> anyhow
     Ok(())
 }
 
+/// The machine's CPU time counters (Linux `/proc/stat`, in ticks): busy, idle, stolen.
+/// On a shared virtual machine the hypervisor can take a large share of the cores from
+/// under a run; a throughput figure means little without it.
+fn cpu_ticks() -> Option<[u64; 3]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let [user, nice, system, idle, iowait, irq, softirq, steal, ..] = v.as_slice() else {
+        return None;
+    };
+    Some([user + nice + system + irq + softirq, idle + iowait, *steal])
+}
+
+/// Shares of the machine's CPU time between two readings: (busy, idle, stolen), in percent.
+fn cpu_shares(before: Option<[u64; 3]>, after: Option<[u64; 3]>) -> Option<[f64; 3]> {
+    let (b, a) = (before?, after?);
+    let d: Vec<f64> = (0..3).map(|i| a[i].saturating_sub(b[i]) as f64).collect();
+    let total: f64 = d.iter().sum();
+    (total > 0.0).then(|| [0, 1, 2].map(|i| 100.0 * d[i] / total))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -550,6 +576,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         args.connections
     );
     let t0 = Instant::now();
+    let cpu0 = cpu_ticks();
     let t0_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
@@ -594,6 +621,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         }
     }
     let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_shares(cpu0, cpu_ticks());
     if refused_n == 0 {
         check_recipients(&rpc, token, args.transfers).await?;
     }
@@ -631,7 +659,9 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         "connections": args.connections,
         "batch": args.batch,
         "block_time_secs": args.block_time,
-        "accounts_before": args.accounts,
+        "accounts_before": (!args.external).then_some(args.accounts),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "cpu_percent": cpu.map(|[busy, idle, stolen]| json!({"busy": busy, "idle": idle, "stolen": stolen})),
         "refused": refused_n,
         "mined": mined,
         "blocks": blocks.len(),
@@ -649,9 +679,13 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
     if json_out {
         println!("{out}");
     } else {
+        let before = if args.external {
+            "an external node".to_string()
+        } else {
+            format!("{} accounts in state before", args.accounts)
+        };
         println!(
-            "{kind} to new accounts ({} accounts in state before): {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
-            args.accounts,
+            "{kind} to new accounts ({before}): {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
             args.transfers,
             args.connections,
             sent_secs,
@@ -669,6 +703,12 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             percentile(&commit, 0.5),
             percentile(&commit, 0.99),
         );
+        if let Some([busy, idle, stolen]) = cpu {
+            println!(
+                "machine CPU during the load ({} cores): {busy:.0}% busy, {idle:.0}% idle, {stolen:.0}% taken by the hypervisor",
+                out["cores"]
+            );
+        }
         if refused_n > 0 {
             println!("refused by the node: {refused_n} (see the warnings above)");
         }
