@@ -537,16 +537,7 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
             for s in &given {
                 slots.push(parse_storage_key(s)?);
             }
-            if let Some(n) = state_block(l, param(p, 2))? {
-                // The trie keeps the newest nodes only; change sets give values, not proofs.
-                return Err(RpcError::new(
-                    -32000,
-                    format!(
-                        "historical state is not available for eth_getProof: proofs are served for the newest block only (asked for {n})"
-                    ),
-                ));
-            }
-            let pr = l.proof(&a, &slots)?;
+            let pr = l.proof(&a, &slots, state_block(l, param(p, 2))?)?;
             Ok(json!({
                 "address": a,
                 "accountProof": pr.account_proof,

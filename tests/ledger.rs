@@ -313,7 +313,7 @@ async fn json_rpc_methods_batches_and_errors() {
     assert_eq!(code, 3);
     let gas = result(&n, "eth_estimateGas", json!([{"from": dev0, "to": addr, "data": "0x60fe47b1".to_string() + &format!("{:064x}", 5)}])).await;
     assert!(hex_u64(&gas) > 21_000);
-    // Older blocks are answered from the change sets; proofs only for the newest.
+    // Older blocks are answered from the change sets, proofs included.
     let genesis_balance = result(&n, "eth_getBalance", json!([dev0, "0x0"])).await;
     assert_eq!(
         genesis_balance
@@ -321,9 +321,21 @@ async fn json_rpc_methods_batches_and_errors() {
             .and_then(|s| s.parse::<U256>().ok()),
         Some(U256::from(commons_ledger::genesis::DEV_ACCOUNT_OPEN))
     );
-    let (code, msg, _) = error(&n, "eth_getProof", json!([dev0, [], "0x0"])).await;
-    assert_eq!(code, -32000);
-    assert!(msg.contains("historical state"), "{msg}");
+    // A proof at genesis: dev0's balance then, under block 0's state root.
+    let old = result(&n, "eth_getProof", json!([dev0, ["0x0"], "0x0"])).await;
+    assert_eq!(old["balance"], genesis_balance);
+    assert_eq!(old["nonce"], "0x0");
+    let root_node = old["accountProof"][0]
+        .as_str()
+        .and_then(|h| alloy_primitives::hex::decode(h).ok())
+        .expect("root node");
+    let genesis = result(&n, "eth_getBlockByNumber", json!(["0x0", false])).await;
+    assert_eq!(
+        json!(alloy_primitives::keccak256(&root_node)),
+        genesis["stateRoot"]
+    );
+    let (code, msg, _) = error(&n, "eth_getProof", json!([dev0, [], "0xffffff"])).await;
+    assert_eq!((code, msg.as_str()), (-32000, "header not found"));
 }
 
 fn python_with_web3() -> Option<PathBuf> {

@@ -35,6 +35,9 @@ use crate::pool::{Pool, PoolConfig, PoolTx};
 use crate::trie::{self, NodeSource, Owner, TrieUpdate};
 use crate::wal::{Wal, WalRecord};
 
+/// The most changed keys (accounts, and slots of the account asked about) a proof at an
+/// older block puts back; older blocks are refused rather than kept waiting.
+pub const MAX_PROOF_REPLAY: usize = 200_000;
 /// Largest transaction the pool takes (bytes).
 pub const MAX_TX_BYTES: usize = 128 * 1024;
 /// Osaka's per-transaction gas cap (EIP-7825).
@@ -2032,39 +2035,154 @@ impl Ledger {
         Ok(out)
     }
 
-    /// eth_getProof at the head.
-    pub fn proof(&self, addr: &Address, slots: &[B256]) -> Result<AccountProof> {
+    /// eth_getProof after block `block` (the head when `None`).
+    ///
+    /// The trie table holds the newest nodes only. For an older block, every account (and
+    /// every slot of `addr`) changed since is set back to its value at that block, from the
+    /// change sets, in a trie update over the newest nodes that is never written; its root
+    /// must be the block's state root, and the proof is walked through it. The work grows
+    /// with what changed since the block, so it is refused past [`MAX_PROOF_REPLAY`] keys.
+    pub fn proof(
+        &self,
+        addr: &Address,
+        slots: &[B256],
+        block: Option<u64>,
+    ) -> Result<AccountProof> {
         // Held while the read transaction opens: a block's commit and the merge of its trie
         // nodes happen under the write lock, so the two agree.
         let held = self.read_nodes();
-        let (_r, v) = self.state()?;
+        let r = self.db.begin_read()?;
+        let now = StateView::new(&r)?;
         let nodes = Layered {
-            table: &v,
+            table: &now,
             held: Some(&held),
             wiped: &[],
         };
-        let account = v.account(addr)?.unwrap_or(StoredAccount {
+        let meta = open_ro(&r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
+        let head = meta
+            .get("head")?
+            .map(|v| v.value())
+            .ok_or_else(|| Error::Corrupt("no head block".into()))?;
+        let n = block.unwrap_or(head);
+        if n > head {
+            return Err(Error::NotFound("header not found".into()));
+        }
+        let ha = keccak256(addr);
+        let then = if n < head {
+            StateView::at(&r, n)?
+        } else {
+            StateView::new(&r)?
+        };
+        let account = then.account(addr)?.unwrap_or(StoredAccount {
             code_hash: KECCAK_EMPTY,
             storage_root: EMPTY_ROOT_HASH,
             ..Default::default()
         });
-        let ha = keccak256(addr);
-        let account_proof = trie::proof(&nodes, Owner::Accounts, &ha)?
-            .into_iter()
-            .map(Bytes::from)
-            .collect();
+        if n == head {
+            let account_proof = trie::proof(&nodes, Owner::Accounts, &ha)?
+                .into_iter()
+                .map(Bytes::from)
+                .collect();
+            let mut storage = Vec::new();
+            for s in slots {
+                let value = now.slot(addr, &U256::from_be_bytes(s.0))?;
+                let proof = if account.storage_root == EMPTY_ROOT_HASH {
+                    Vec::new()
+                } else {
+                    trie::proof(&nodes, Owner::Storage(ha), &keccak256(s))?
+                        .into_iter()
+                        .map(Bytes::from)
+                        .collect()
+                };
+                storage.push((*s, value, proof));
+            }
+            return Ok(AccountProof {
+                account,
+                account_proof,
+                storage,
+            });
+        }
+
+        // What changed after block n: every account, and the slots of this one.
+        let unavailable = |why: String| {
+            Error::NotFound(format!(
+                "historical state is not available for eth_getProof at block {n}: {why}"
+            ))
+        };
+        let lists = open_ro(&r, BLOCK_CHANGES)?;
+        let mut changed: BTreeSet<[u8; 32]> = BTreeSet::new();
+        let mut changed_slots: BTreeSet<[u8; 32]> = BTreeSet::new();
+        let mut replayed = 0usize;
+        for b in n + 1..=head {
+            let list = lists
+                .as_ref()
+                .map(|t| t.get(b))
+                .transpose()?
+                .flatten()
+                .ok_or_else(|| {
+                    unavailable(format!(
+                        "block {b} was made before this ledger listed the keys each block changes"
+                    ))
+                })?;
+            let list: Vec<([u8; 32], Vec<[u8; 32]>)> = postcard::from_bytes(list.value())
+                .map_err(|e| Error::Corrupt(format!("change list of block {b}: {e}")))?;
+            for (a, s) in list {
+                replayed += 1 + s.len();
+                if a == ha.0 {
+                    changed_slots.extend(s);
+                }
+                changed.insert(a);
+            }
+            if replayed > MAX_PROOF_REPLAY {
+                return Err(unavailable(format!(
+                    "more than {MAX_PROOF_REPLAY} accounts and slots changed in the {} blocks since; proofs are served for recent blocks",
+                    head - n
+                )));
+            }
+        }
+        let header =
+            read_header(&r, n)?.ok_or_else(|| Error::Corrupt(format!("header {n} missing")))?;
+        let mut up = TrieUpdate::new(&nodes, Owner::Accounts);
+        for a in &changed {
+            let rlp = then.account_hashed(a)?.map(|acc| acc.trie_rlp());
+            up.set(&B256::from(*a), rlp.as_deref())?;
+        }
+        let root = up.root()?;
+        if root != header.state_root {
+            return Err(Error::Corrupt(format!(
+                "the state put back to block {n} has root {root}, the block has {}",
+                header.state_root
+            )));
+        }
+        let account_proof = up.proof(&ha)?.into_iter().map(Bytes::from).collect();
         let mut storage = Vec::new();
-        for s in slots {
-            let value = v.slot(addr, &U256::from_be_bytes(s.0))?;
-            let nodes = if account.storage_root == EMPTY_ROOT_HASH {
-                Vec::new()
-            } else {
-                trie::proof(&nodes, Owner::Storage(ha), &keccak256(s))?
+        if account.storage_root == EMPTY_ROOT_HASH {
+            for s in slots {
+                storage.push((*s, U256::ZERO, Vec::new()));
+            }
+        } else {
+            let mut sup = TrieUpdate::new(&nodes, Owner::Storage(ha));
+            for hs in &changed_slots {
+                let v = then.slot_hashed(&ha.0, hs)?;
+                let rlp = (!v.is_zero()).then(|| alloy_rlp::encode(v));
+                sup.set(&B256::from(*hs), rlp.as_deref())?;
+            }
+            let sroot = sup.root()?;
+            if sroot != account.storage_root {
+                return Err(Error::Corrupt(format!(
+                    "the storage of {addr} put back to block {n} has root {sroot}, the account has {}",
+                    account.storage_root
+                )));
+            }
+            for s in slots {
+                let value = then.slot(addr, &U256::from_be_bytes(s.0))?;
+                let proof = sup
+                    .proof(&keccak256(s))?
                     .into_iter()
                     .map(Bytes::from)
-                    .collect()
-            };
-            storage.push((*s, value, nodes));
+                    .collect();
+                storage.push((*s, value, proof));
+            }
         }
         Ok(AccountProof {
             account,
@@ -2409,6 +2527,8 @@ fn apply_state(
     let mut acc_hist = w.open_table(ACCOUNT_HISTORY)?;
     let mut slot_hist = w.open_table(STORAGE_HISTORY)?;
     let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
+    // The keys this block's change sets hold, for proofs at older blocks.
+    let mut listed: Vec<([u8; 32], Vec<[u8; 32]>)> = Vec::new();
     // In hashed-address order: the account table and the trie are keyed by it, so the
     // B-tree inserts and the trie walks below go forward through their keys.
     let mut changes: Vec<(B256, Change)> = changes
@@ -2421,14 +2541,25 @@ fn apply_state(
             None => None,
             Some(v) => Some(StoredAccount::decode(v.value())?),
         };
+        // Slots whose prior values went into the change set.
+        let mut slots_listed: Vec<[u8; 32]> = Vec::new();
         let record_account = |hist: &mut redb::Table<([u8; 32], u64), &[u8]>,
-                              new: Option<&StoredAccount>|
+                              new: Option<&StoredAccount>,
+                              slots: Vec<[u8; 32]>,
+                              listed: &mut Vec<([u8; 32], Vec<[u8; 32]>)>|
          -> Result<()> {
-            if history && old.as_ref() != new {
+            if !history {
+                return Ok(());
+            }
+            let changed = old.as_ref() != new;
+            if changed {
                 match &old {
                     Some(o) => hist.insert((ha.0, block), o.encode().as_slice())?,
                     None => hist.insert((ha.0, block), [].as_slice())?,
                 };
+            }
+            if changed || !slots.is_empty() {
+                listed.push((ha.0, slots));
             }
             Ok(())
         };
@@ -2443,6 +2574,7 @@ fn apply_state(
                         let hs = k.value().1;
                         slot_hist.insert((ha.0, hs, block), v.value())?;
                         wiped.insert(hs);
+                        slots_listed.push(hs);
                     }
                 }
                 storage.retain_in((ha.0, [0u8; 32])..=(ha.0, [0xffu8; 32]), |_, _| false)?;
@@ -2457,7 +2589,7 @@ fn apply_state(
         }
         let Some(info) = ch.info.filter(|_| !ch.deleted) else {
             if old.is_some() {
-                record_account(&mut acc_hist, None)?;
+                record_account(&mut acc_hist, None, slots_listed, &mut listed)?;
                 accounts.remove(ha.0)?;
                 leaves.push((ha, None));
             }
@@ -2486,6 +2618,7 @@ fn apply_state(
                     let prior = prior.unwrap_or([0u8; 32]);
                     if history && prior != val.to_be_bytes::<32>() && !wiped.contains(&hs.0) {
                         slot_hist.insert((ha.0, hs.0, block), prior)?;
+                        slots_listed.push(hs.0);
                     }
                 }
                 storage_root = up.root()?;
@@ -2502,7 +2635,7 @@ fn apply_state(
             code_hash: info.code_hash,
             storage_root,
         };
-        record_account(&mut acc_hist, Some(&sa))?;
+        record_account(&mut acc_hist, Some(&sa), slots_listed, &mut listed)?;
         accounts.insert(ha.0, sa.encode().as_slice())?;
         leaves.push((ha, Some(sa.trie_rlp())));
     }
@@ -2520,6 +2653,12 @@ fn apply_state(
         (root, up.into_writes())
     };
     stage.write(&mut tries, writes)?;
+    if history {
+        let list = postcard::to_allocvec(&listed)
+            .map_err(|e| Error::Internal(format!("encoding a block's change list: {e}")))?;
+        w.open_table(BLOCK_CHANGES)?
+            .insert(block, list.as_slice())?;
+    }
     let passer = match accounts.get(keccak256(genesis::L2_TO_L1_MESSAGE_PASSER).0)? {
         None => EMPTY_ROOT_HASH,
         Some(v) => StoredAccount::decode(v.value())?.storage_root,

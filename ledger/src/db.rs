@@ -20,8 +20,10 @@
 //! its own transaction, the value every key had before the block changed it (a change set in
 //! [`ACCOUNT_HISTORY`] and [`STORAGE_HISTORY`]). The value of a key after block `n` is then
 //! the first change-set entry of that key from a block after `n` (one range lookup), or the
-//! newest value when no later block changed it. The trie keeps the newest nodes only, so
-//! proofs are for the head.
+//! newest value when no later block changed it. The trie keeps the newest nodes only; a
+//! proof at an older block puts back the values of every key changed since (listed per
+//! block in [`BLOCK_CHANGES`]) in a trie update over the newest nodes, checks that it
+//! reaches that block's state root, and walks the update.
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -40,6 +42,7 @@
 //! | `log_topics` | (topic, number) | () — blocks with logs carrying a topic |
 //! | `account_history` | (keccak(address), number) | the account before block `number` changed it: 104-byte record, or empty when it did not exist |
 //! | `storage_history` | (keccak(address), keccak(slot), number) | the slot's value before block `number` changed it (zero: absent) |
+//! | `block_changes` | number | postcard list of (keccak(address), [keccak(slot)]) whose prior values the block's change sets hold |
 //! | `account_txs` | (address, number, index) | () — transactions an address sent, received or created |
 //! | `pool` (in `ledger.pool.redb`) | tx hash | raw signed transaction (pending, survives restart) |
 //! | `deposits` | queue number | postcard [`crate::DepositRequest`] (dev L1 queue) |
@@ -89,6 +92,8 @@ pub const ACCOUNT_HISTORY: TableDefinition<([u8; 32], u64), &[u8]> =
 /// The prior value of each storage slot a block changed.
 pub const STORAGE_HISTORY: TableDefinition<([u8; 32], [u8; 32], u64), [u8; 32]> =
     TableDefinition::new("storage_history");
+/// Per block, the keys its change sets hold: postcard `Vec<(keccak(address), Vec<keccak(slot)>)>`.
+pub const BLOCK_CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("block_changes");
 /// Transactions by the addresses they involve: sender, recipient, created contract.
 pub const ACCOUNT_TXS: TableDefinition<([u8; 20], u64, u32), ()> =
     TableDefinition::new("account_txs");
@@ -278,7 +283,12 @@ impl StateView {
 
     /// The stored account at `address`.
     pub fn account(&self, address: &Address) -> Result<Option<StoredAccount>> {
-        let ha = keccak256(address).0;
+        self.account_hashed(&keccak256(address).0)
+    }
+
+    /// The stored account whose hashed address is `ha`.
+    pub fn account_hashed(&self, ha: &[u8; 32]) -> Result<Option<StoredAccount>> {
+        let ha = *ha;
         if let (Some(n), Some(h)) = (self.at, &self.account_history)
             && let Some(e) = h.range((ha, n.saturating_add(1))..=(ha, u64::MAX))?.next()
         {
@@ -299,8 +309,15 @@ impl StateView {
 
     /// A storage slot.
     pub fn slot(&self, address: &Address, slot: &U256) -> Result<U256> {
-        let ha = keccak256(address).0;
-        let hs = keccak256(slot.to_be_bytes::<32>()).0;
+        self.slot_hashed(
+            &keccak256(address).0,
+            &keccak256(slot.to_be_bytes::<32>()).0,
+        )
+    }
+
+    /// A storage slot by hashed address and hashed slot.
+    pub fn slot_hashed(&self, ha: &[u8; 32], hs: &[u8; 32]) -> Result<U256> {
+        let (ha, hs) = (*ha, *hs);
         if let (Some(n), Some(h)) = (self.at, &self.storage_history)
             && let Some(e) = h
                 .range((ha, hs, n.saturating_add(1))..=(ha, hs, u64::MAX))?

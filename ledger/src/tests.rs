@@ -368,7 +368,7 @@ fn contracts_deploy_run_log_and_revert() {
     ));
 
     // Proofs verify against the head state root.
-    let p = l.proof(&addr, &[B256::ZERO]).expect("proof");
+    let p = l.proof(&addr, &[B256::ZERO], None).expect("proof");
     let root = l.head().header.state_root;
     alloy_trie::proof::verify_proof(
         root,
@@ -1126,4 +1126,125 @@ fn rebuilt_state_root(l: &Ledger) -> alloy_primitives::B256 {
         hb.add_leaf(alloy_trie::Nibbles::unpack(k.value()), &a.trie_rlp());
     }
     hb.root()
+}
+
+/// Every proof at every older block verifies against that block's state root, for accounts
+/// that changed, were created later, or never existed, and for a slot set, changed and
+/// cleared — before and after a restart.
+#[test]
+fn proofs_at_older_blocks_verify_against_their_state_roots() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (init, _) = store_artifact();
+    let contract = signer(0).address().create(0);
+    let fresh = |i: u8| Address::repeat_byte(0x30 + i);
+    let mut calls: Vec<Tx> = vec![Tx {
+        to: None,
+        value: U256::ZERO,
+        data: init,
+        gas: 200_000,
+        ..Default::default()
+    }];
+    for x in [42u64, 7, 0, 9] {
+        calls.push(Tx {
+            to: Some(contract),
+            value: U256::ZERO,
+            data: set_call(x),
+            gas: 100_000,
+            ..Default::default()
+        });
+    }
+    let check = |l: &Ledger| {
+        let head = l.head().header.number;
+        let watched = [
+            signer(0).address(),
+            signer(1).address(),
+            contract,
+            fresh(0),
+            fresh(3),
+            Address::repeat_byte(0xee),
+        ];
+        for n in 0..=head {
+            let (header, _) = l.header(n).expect("read").expect("header");
+            for a in watched {
+                let p = l.proof(&a, &[B256::ZERO], Some(n)).expect("proof");
+                let want = l.account_at(&a, Some(n)).expect("account");
+                assert_eq!(p.account, want, "account {a} at block {n}");
+                let exists = l
+                    .state_at(Some(n))
+                    .and_then(|(_r, v)| v.account(&a))
+                    .expect("state")
+                    .is_some();
+                alloy_trie::proof::verify_proof(
+                    header.state_root,
+                    alloy_trie::Nibbles::unpack(keccak256(a)),
+                    exists.then(|| p.account.trie_rlp()),
+                    &p.account_proof,
+                )
+                .unwrap_or_else(|e| panic!("account proof of {a} at block {n}: {e}"));
+                let (key, value, nodes) = &p.storage[0];
+                assert_eq!(*key, B256::ZERO);
+                let slot = l.slot_at(&a, U256::ZERO, Some(n)).expect("slot");
+                assert_eq!(*value, slot, "slot of {a} at block {n}");
+                if p.account.storage_root != alloy_trie::EMPTY_ROOT_HASH {
+                    alloy_trie::proof::verify_proof(
+                        p.account.storage_root,
+                        alloy_trie::Nibbles::unpack(keccak256(B256::ZERO)),
+                        (!slot.is_zero()).then(|| alloy_rlp::encode(slot)),
+                        nodes,
+                    )
+                    .unwrap_or_else(|e| panic!("storage proof of {a} at block {n}: {e}"));
+                }
+            }
+        }
+        assert!(matches!(
+            l.proof(&contract, &[], Some(head + 1)),
+            Err(Error::NotFound(_))
+        ));
+    };
+    let mut nonces = [0u64; 2];
+    {
+        let l = open(dir.path());
+        for (i, call) in calls.into_iter().enumerate() {
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    nonce: nonces[0],
+                    ..call
+                },
+            ))
+            .expect("call");
+            nonces[0] += 1;
+            // New accounts and a second sender in the same blocks.
+            l.submit_raw(&sign(
+                1,
+                Tx {
+                    to: Some(fresh(i as u8)),
+                    value: U256::from(i as u64 + 1),
+                    nonce: nonces[1],
+                    ..Default::default()
+                },
+            ))
+            .expect("transfer");
+            nonces[1] += 1;
+            seal_checked(&l);
+        }
+        assert_eq!(
+            l.slot_at(&contract, U256::ZERO, None).expect("slot"),
+            U256::from(9)
+        );
+        check(&l);
+    }
+    // Reopened: the held trie nodes are gone and the blocks come back from the block log.
+    let l = open(dir.path());
+    l.submit_raw(&sign(
+        1,
+        Tx {
+            to: Some(fresh(9)),
+            nonce: nonces[1],
+            ..Default::default()
+        },
+    ))
+    .expect("transfer");
+    seal_checked(&l);
+    check(&l);
 }

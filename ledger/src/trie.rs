@@ -9,7 +9,9 @@
 //! children, so hashing visits only the nodes this update rewrote. The encoding of nodes and
 //! references is alloy-trie's; tests check the roots against alloy-trie's `HashBuilder`.
 //!
-//! Only the newest state is kept (a path holds one node), so proofs are for the head block.
+//! Only the newest state is kept (a path holds one node). A proof at an older block is the
+//! newest trie with that block's values put back in an update that is never written (see
+//! `Ledger::proof`).
 
 use alloy_primitives::{B256, keccak256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
@@ -563,14 +565,24 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
 /// The RLP of the nodes from the root to `key` (an account or storage proof).
 pub fn proof<S: NodeSource>(src: &S, owner: Owner, key: &B256) -> Result<Vec<Vec<u8>>> {
     let prefix = owner.prefix();
+    walk_proof(key, |path| match src.node(&join(&prefix, path))? {
+        None => Ok(None),
+        Some(b) => Node::decode(&b).map(Some),
+    })
+}
+
+/// The proof walk over any way of reading the node at a path.
+fn walk_proof(
+    key: &B256,
+    mut get: impl FnMut(&[u8]) -> Result<Option<Node>>,
+) -> Result<Vec<Vec<u8>>> {
     let k = nibbles(key);
     let mut path: Vec<u8> = Vec::new();
     let mut out = Vec::new();
     loop {
-        let Some(b) = src.node(&join(&prefix, &path))? else {
+        let Some(node) = get(&path)? else {
             return Ok(out);
         };
-        let node = Node::decode(&b)?;
         let rlp = node.rlp();
         // Nodes shorter than a hash are inlined in their parent's RLP.
         if path.is_empty() || rlp.len() >= 32 {
@@ -594,6 +606,14 @@ pub fn proof<S: NodeSource>(src: &S, owner: Owner, key: &B256) -> Result<Vec<Vec
                 path.push(i);
             }
         }
+    }
+}
+
+impl<S: NodeSource> TrieUpdate<'_, S> {
+    /// The proof of `key` in the trie as updated so far: the stored nodes with this update's
+    /// rewrites over them. Call [`TrieUpdate::root`] first so every reference is filled in.
+    pub fn proof(&self, key: &B256) -> Result<Vec<Vec<u8>>> {
+        walk_proof(key, |path| self.get(path))
     }
 }
 
@@ -719,5 +739,64 @@ mod tests {
             .collect();
         alloy_trie::proof::verify_proof(root, Nibbles::unpack(absent), None, &nodes)
             .expect("exclusion proof");
+    }
+
+    #[test]
+    fn an_update_proves_its_own_root_before_it_is_written() {
+        let mut mem = Mem::default();
+        let mut model = BTreeMap::new();
+        let mut up = TrieUpdate::new(&mem, Owner::Accounts);
+        for i in 0..300u64 {
+            let k = keccak256(i.to_be_bytes());
+            let v = alloy_rlp::encode(i);
+            up.set(&k, Some(&v)).expect("set");
+            model.insert(k, v);
+        }
+        up.root().expect("root");
+        for (k, v) in up.into_writes() {
+            if let Some(v) = v {
+                mem.0.insert(k, v);
+            }
+        }
+        // Over the stored trie: change some keys, remove some, add some; nothing written.
+        let mut up = TrieUpdate::new(&mem, Owner::Accounts);
+        for i in 0..400u64 {
+            let k = keccak256(i.to_be_bytes());
+            match i % 4 {
+                0 => {
+                    up.set(&k, None).expect("remove");
+                    model.remove(&k);
+                }
+                1 => {
+                    let v = alloy_rlp::encode(i * 7 + 1);
+                    up.set(&k, Some(&v)).expect("change");
+                    model.insert(k, v);
+                }
+                _ if i >= 300 => {
+                    let v = alloy_rlp::encode(i);
+                    up.set(&k, Some(&v)).expect("add");
+                    model.insert(k, v);
+                }
+                _ => {}
+            }
+        }
+        let root = up.root().expect("root");
+        assert_eq!(root, reference_root(&model));
+        for i in 0..400u64 {
+            let k = keccak256(i.to_be_bytes());
+            let nodes: Vec<alloy_primitives::Bytes> = up
+                .proof(&k)
+                .expect("proof")
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            alloy_trie::proof::verify_proof(
+                root,
+                Nibbles::unpack(k),
+                model.get(&k).cloned(),
+                &nodes,
+            )
+            .unwrap_or_else(|e| panic!("key {i}: {e}"));
+        }
     }
 }
