@@ -29,6 +29,7 @@ pub use op_alloy_consensus;
 pub mod da;
 pub mod system;
 pub mod wal;
+pub mod withdraw;
 
 #[cfg(test)]
 mod system_tests;

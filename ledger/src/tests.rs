@@ -1248,3 +1248,114 @@ fn proofs_at_older_blocks_verify_against_their_state_roots() {
     seal_checked(&l);
     check(&l);
 }
+
+/// The L1 side of a withdrawal: the proof against the output of the block that holds it, of
+/// a later block, and of the head, each checked against the header; refusals for a block
+/// before the withdrawal, a transaction without one, and an unknown hash.
+#[test]
+fn withdrawal_proofs_verify_against_output_roots() {
+    use alloy_sol_types::SolCall;
+
+    use crate::withdraw::Withdrawal;
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = open(dir.path());
+    let passer = genesis::L2_TO_L1_MESSAGE_PASSER;
+    // A plain transfer to the passer withdraws to the sender's own L1 address.
+    let plain = l
+        .submit_raw(&sign(
+            0,
+            Tx {
+                to: Some(passer),
+                gas: 200_000,
+                ..Default::default()
+            },
+        ))
+        .expect("withdraw");
+    let other = l.submit_raw(&sign(1, Tx::default())).expect("transfer");
+    seal_checked(&l);
+    let target = Address::repeat_byte(0x99);
+    let call = l
+        .submit_raw(&sign(
+            1,
+            Tx {
+                to: Some(passer),
+                value: U256::from(2 * OPEN),
+                data: initiateWithdrawalCall {
+                    target,
+                    gasLimit: U256::from(50_000),
+                    data: Bytes::from_static(b"hi"),
+                }
+                .abi_encode(),
+                gas: 200_000,
+                nonce: 1,
+                ..Default::default()
+            },
+        ))
+        .expect("initiate");
+    seal_checked(&l);
+    l.submit_raw(&sign(
+        0,
+        Tx {
+            nonce: 1,
+            ..Default::default()
+        },
+    ))
+    .expect("transfer");
+    seal_checked(&l);
+
+    let version = U256::from(1) << 240;
+    let (block, ws) = l.withdrawals_of(&plain).expect("withdrawals");
+    assert_eq!(block, 1);
+    assert_eq!(
+        ws,
+        vec![Withdrawal {
+            nonce: version,
+            sender: signer(0).address(),
+            target: signer(0).address(),
+            value: U256::from(OPEN),
+            gas_limit: U256::from(100_000),
+            data: Bytes::new(),
+        }]
+    );
+    let (_, ws) = l.withdrawals_of(&call).expect("withdrawals");
+    assert_eq!(ws[0].nonce, version + U256::from(1));
+    assert_eq!((ws[0].target, ws[0].value), (target, U256::from(2 * OPEN)));
+
+    for (tx, at) in [
+        (plain, Some(1)),
+        (plain, Some(2)),
+        (plain, None),
+        (call, Some(2)),
+    ] {
+        let p = l.withdrawal_proof(&tx, at).expect("proof");
+        let (header, hash) = l.header(p.l2_block).expect("read").expect("header");
+        assert_eq!(p.l2_block, at.unwrap_or(3));
+        assert_eq!(p.output_root, crate::chain::output_root(&header, hash));
+        let mut preimage = [0u8; 128];
+        preimage[32..64].copy_from_slice(p.state_root.as_slice());
+        preimage[64..96].copy_from_slice(p.message_passer_storage_root.as_slice());
+        preimage[96..].copy_from_slice(p.block_hash.as_slice());
+        assert_eq!(keccak256(preimage), p.output_root);
+        for (w, nodes) in &p.withdrawals {
+            alloy_trie::proof::verify_proof(
+                p.message_passer_storage_root,
+                alloy_trie::Nibbles::unpack(keccak256(w.storage_slot())),
+                Some(alloy_rlp::encode(U256::from(1))),
+                nodes,
+            )
+            .expect("withdrawal proof");
+        }
+    }
+    assert!(matches!(
+        l.withdrawal_proof(&call, Some(1)),
+        Err(Error::Invalid(m)) if m.contains("block 2")
+    ));
+    assert!(matches!(
+        l.withdrawal_proof(&other, None),
+        Err(Error::Invalid(m)) if m.contains("no withdrawal")
+    ));
+    assert!(matches!(
+        l.withdrawal_proof(&B256::repeat_byte(1), None),
+        Err(Error::NotFound(_))
+    ));
+}
