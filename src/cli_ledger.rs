@@ -52,6 +52,16 @@ pub enum LedgerCmd {
         #[arg(long, default_value_t = 100_000)]
         gas: u64,
     },
+    /// Proof for L1 of the withdrawals a transaction initiated (through the
+    /// L2ToL1MessagePasser): the output root of an L2 block, its preimage, and each
+    /// withdrawal's storage proof — what OptimismPortal.proveWithdrawalTransaction takes
+    Withdrawal {
+        /// Hash of the transaction that initiated the withdrawals
+        hash: String,
+        /// L2 block whose output the proof is against [default: the head]
+        #[arg(long)]
+        block: Option<u64>,
+    },
     /// Rebuild the chain from DA alone into --data-dir (offline) and print the last block and
     /// its output root
     Derive {
@@ -248,10 +258,20 @@ pub async fn run(
             );
             let price = hex_u64(&rpc(c, "eth_gasPrice", json!([])).await?);
             let tip = hex_u64(&rpc(c, "eth_maxPriorityFeePerGas", json!([])).await?);
+            // 21,000 to an account without code; a contract's receive() (the message passer's
+            // starts a withdrawal) needs what it runs.
+            let gas = hex_u64(
+                &rpc(
+                    c,
+                    "eth_estimateGas",
+                    json!([{"from": signer.address(), "to": to, "value": format!("{value:#x}")}]),
+                )
+                .await?,
+            );
             let tx = TxEip1559 {
                 chain_id: chain,
                 nonce,
-                gas_limit: 21_000,
+                gas_limit: gas,
                 // Room for the base fee to double before it lands.
                 max_fee_per_gas: u128::from(price) * 2,
                 max_priority_fee_per_gas: u128::from(tip),
@@ -309,6 +329,44 @@ pub async fn run(
                     "queued deposit {} of {amount} OPEN to {to}; it enters the next block",
                     v["queued"]
                 );
+            });
+        }
+        LedgerCmd::Withdrawal { hash, block } => {
+            let h: B256 = hash
+                .parse()
+                .with_context(|| format!("'{hash}' is not a transaction hash"))?;
+            let path = match block {
+                Some(n) => format!("/api/v1/ledger/withdrawals/{h}?block={n}"),
+                None => format!("/api/v1/ledger/withdrawals/{h}"),
+            };
+            let v = c.get(&path).await?;
+            out(&v, &|v| {
+                let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                println!(
+                    "withdrawals of {} (block {}), against the output of block {}",
+                    s(&v["tx_hash"]),
+                    v["initiated_in_block"],
+                    v["l2_block"]
+                );
+                let p = &v["output_root_proof"];
+                println!("  output root     {}", s(&v["output_root"]));
+                println!("  state root      {}", s(&p["state_root"]));
+                println!("  passer storage  {}", s(&p["message_passer_storage_root"]));
+                println!("  block hash      {}", s(&p["latest_blockhash"]));
+                for w in v["withdrawals"].as_array().into_iter().flatten() {
+                    println!(
+                        "  withdrawal {}: {} OPEN from {} to {} (nonce {}, L1 gas {}, {} bytes of data), proof of {} nodes",
+                        s(&w["withdrawal_hash"]),
+                        s(&w["value_open"]),
+                        s(&w["sender"]),
+                        s(&w["target"]),
+                        s(&w["nonce"]),
+                        s(&w["gas_limit"]),
+                        s(&w["data"]).len().saturating_sub(2) / 2,
+                        w["proof"].as_array().map_or(0, Vec::len)
+                    );
+                }
+                println!("  (--json prints the proof nodes)");
             });
         }
         LedgerCmd::Derive { da } => {

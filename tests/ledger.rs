@@ -462,8 +462,52 @@ async fn cli_sends_deposits_and_derives_the_same_chain_from_da() {
         "2.5",
     ]);
     assert_eq!(v["status"], 1, "{v}");
+    let plain_tx = v["hash"].as_str().expect("hash").to_string();
     let v = n.cli_json(&["ledger", "balance", &format!("{to:#x}")]);
     assert_eq!(v["balance"], "2.5", "{v}");
+    // A withdrawal to L1: OPEN sent to the message passer, then its proof for L1.
+    let passer = "0x4200000000000000000000000000000000000016";
+    let w = n.cli_json(&["--key", "dev3", "ledger", "send", passer, "1.5"]);
+    assert_eq!(w["status"], 1, "{w}");
+    let wtx = w["hash"].as_str().expect("hash").to_string();
+    let p = n.cli_json(&["ledger", "withdrawal", &wtx]);
+    assert_eq!(p["initiated_in_block"], w["block"], "{p}");
+    let at = format!("{:#x}", p["l2_block"].as_u64().expect("l2_block"));
+    let output = result(&n, "optimism_outputAtBlock", json!([at])).await;
+    assert_eq!(p["output_root"], output["outputRoot"], "{p}");
+    assert_eq!(
+        p["output_root_proof"]["message_passer_storage_root"],
+        output["withdrawalStorageRoot"]
+    );
+    let dev3 = format!("{:#x}", dev(3).address());
+    let item = &p["withdrawals"][0];
+    assert_eq!(
+        item["sender"].as_str().map(str::to_lowercase),
+        Some(dev3.clone())
+    );
+    assert_eq!(item["target"].as_str().map(str::to_lowercase), Some(dev3));
+    assert_eq!(item["value_open"], "1.5");
+    // The passer's storage proves the slot through eth_getProof as OP tooling asks for it.
+    let proof = result(
+        &n,
+        "eth_getProof",
+        json!([passer, [item["storage_slot"]], at]),
+    )
+    .await;
+    assert_eq!(proof["storageProof"][0]["value"], "0x1");
+    assert_eq!(proof["storageProof"][0]["proof"], item["proof"]);
+    let err = n.cli_fails(&["ledger", "withdrawal", &wtx, "--block", "1"]);
+    assert!(err.contains("cannot prove"), "{err}");
+    let (status, body) = n
+        .get(&format!("/api/v1/ledger/withdrawals/{plain_tx}"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no withdrawal")),
+        "{body}"
+    );
     let v = n.cli_json(&[
         "ledger",
         "deposit",

@@ -445,6 +445,54 @@ fn parse_address(s: &str) -> Result<Address, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("'{s}' is not an address")))
 }
 
+/// `GET /api/v1/ledger/withdrawals/{hash}?block=N`: what L1's OptimismPortal takes to prove
+/// the withdrawals transaction `hash` initiated, against the output of block N (the head).
+pub(super) async fn withdrawal(node: &Arc<Node>, hash: &str, req: &Req) -> Result<Resp, ApiError> {
+    let hash = parse_hash(hash)?;
+    let block: Option<u64> = req.q_parse("block")?;
+    let n = node.clone();
+    let v = blocking(move || {
+        let p = n
+            .ledger
+            .ledger
+            .withdrawal_proof(&hash, block)
+            .map_err(ledger_err)?;
+        let withdrawals: Vec<Value> = p
+            .withdrawals
+            .iter()
+            .map(|(w, nodes)| {
+                json!({
+                    "withdrawal_hash": w.hash(),
+                    "nonce": w.nonce.to_string(),
+                    "sender": w.sender,
+                    "target": w.target,
+                    "value": w.value.to_string(),
+                    "value_open": format_open(w.value),
+                    "gas_limit": w.gas_limit.to_string(),
+                    "data": w.data,
+                    "storage_slot": w.storage_slot(),
+                    "proof": nodes,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "tx_hash": hash,
+            "initiated_in_block": p.initiated_in,
+            "l2_block": p.l2_block,
+            "output_root": p.output_root,
+            "output_root_proof": {
+                "version": B256::ZERO,
+                "state_root": p.state_root,
+                "message_passer_storage_root": p.message_passer_storage_root,
+                "latest_blockhash": p.block_hash,
+            },
+            "withdrawals": withdrawals,
+        }))
+    })
+    .await?;
+    Ok(reply(StatusCode::OK, &v))
+}
+
 /// `GET /api/v1/ledger/transactions/{hash}`: a transaction, its receipt and decoded logs.
 pub(super) async fn transaction(node: &Arc<Node>, hash: &str) -> Result<Resp, ApiError> {
     let hash = parse_hash(hash)?;

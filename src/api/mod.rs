@@ -347,6 +347,9 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         ("GET", ["api", "v1", "ledger", "transactions", hash]) => {
             ledger::transaction(&node, hash).await
         }
+        ("GET", ["api", "v1", "ledger", "withdrawals", hash]) => {
+            ledger::withdrawal(&node, hash, &req).await
+        }
         ("GET", ["api", "v1", "ledger", "accounts", addr]) => {
             ledger::account(&node, addr, &req).await
         }
