@@ -78,6 +78,19 @@ async fn console_click_through_in_chromium() {
         .expect("create console user");
     assert_eq!(resp.status().as_u16(), 201, "create console user");
     let adapter = adapter_dir(&node).await;
+    // A withdrawal to L1 for the Ledger page to prove.
+    let withdrawal = node.cli_json(&[
+        "--key",
+        "dev5",
+        "ledger",
+        "send",
+        "0x4200000000000000000000000000000000000016",
+        "1",
+    ]);
+    let withdrawal_tx = withdrawal["hash"]
+        .as_str()
+        .expect("withdrawal tx hash")
+        .to_string();
     let shots = node.scratch().join("screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let mut cmd = Command::new("node");
@@ -87,6 +100,7 @@ async fn console_click_through_in_chromium() {
         .env("COMMONS_USER", user)
         .env("COMMONS_PASSWORD", password)
         .env("COMMONS_ADAPTER_DIR", &adapter)
+        .env("COMMONS_WITHDRAWAL_TX", &withdrawal_tx)
         .env("SCREENSHOT_DIR", &shots);
     let out = tokio::task::spawn_blocking(move || run_bounded(cmd, Duration::from_secs(360)))
         .await

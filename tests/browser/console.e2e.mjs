@@ -38,6 +38,7 @@ const SHOTS = process.env.SCREENSHOT_DIR || '/tmp';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 15000);
 const ADAPTER_DIR = process.env.COMMONS_ADAPTER_DIR || '';
+const WITHDRAWAL_TX = process.env.COMMONS_WITHDRAWAL_TX || '';
 // The dev model is created when the node starts; generating on a busy CPU takes a while.
 const MODEL_TIMEOUT = Number(process.env.E2E_MODEL_TIMEOUT_MS || 180000);
 
@@ -463,6 +464,27 @@ try {
     assert.match(await page.locator('#account-balance').innerText(), /OPEN$/);
     await visible('#account-txs');
     assert.match(await page.locator('#account-txs').innerText(), /publishVersion/);
+  });
+
+  await step('Ledger: a withdrawal to L1 and its proof for the portal', async () => {
+    assert.ok(WITHDRAWAL_TX, 'COMMONS_WITHDRAWAL_TX names a withdrawal transaction');
+    await go(`#/ledger/tx/${WITHDRAWAL_TX}`);
+    await visible('#tx-details');
+    assert.deepEqual(await texts('#tx-events .event-row td:first-child'), ['MessagePassed']);
+    await page.click('#withdrawal-prove');
+    await visible('#withdrawal-output');
+    assert.match(await page.locator('#withdrawal-output').innerText(), /Output root\s+0x[0-9a-f]{64}/);
+    const proof = JSON.parse(await page.locator('#withdrawal-json').textContent());
+    assert.equal(proof.withdrawals.length, 1);
+    assert.equal(proof.withdrawals[0].value_open, '1');
+    assert.ok(proof.withdrawals[0].proof.length > 0, 'the storage proof has nodes');
+    // An output from before the withdrawal cannot prove it: a readable error, nothing else.
+    await page.fill('#withdrawal-block', '0');
+    allowedHttpStatus = 400;
+    await page.click('#withdrawal-prove');
+    const err = await visible('#withdrawal-proof .alert-error');
+    allowedHttpStatus = null;
+    assert.match(await err.innerText(), /cannot prove/);
   });
 
   await step('search finds the accepted paragraph, highlighted, and links to its rows', async () => {

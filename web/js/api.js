@@ -231,6 +231,7 @@ export const ledgerBlocks = (query) => request('GET', '/ledger/blocks', { query 
 export const ledgerBlock = (id) => request('GET', `/ledger/blocks/${enc(id)}`);
 export const ledgerTransactions = (query) => request('GET', '/ledger/transactions', { query });
 export const ledgerTransaction = (hash) => request('GET', `/ledger/transactions/${enc(hash)}`);
+export const ledgerWithdrawal = (hash, query) => request('GET', `/ledger/withdrawals/${enc(hash)}`, { query });
 export const ledgerAccount = (addr) => request('GET', `/ledger/accounts/${enc(addr)}`);
 export const ledgerAccountTransactions = (addr, query) => request('GET', `/ledger/accounts/${enc(addr)}/transactions`, { query });
 export const ledgerEvents = (query) => request('GET', '/ledger/events', { query });

@@ -253,6 +253,44 @@ async function renderTx(ctx, hash) {
       ),
     ),
     t.logs ? card(`Events (${t.logs.length})`, eventList('tx-events', t.logs)) : null,
+    (t.logs || []).some((l) => l.event === 'MessagePassed' && l.contract === 'L2ToL1MessagePasser') ? withdrawalCard(t.hash) : null,
+  );
+}
+
+/** A transaction that started withdrawals: the proof L1's OptimismPortal takes, on demand. */
+function withdrawalCard(hash) {
+  const out = h('div', { id: 'withdrawal-proof' });
+  const block = h('input', { type: 'number', min: '0', placeholder: 'head', id: 'withdrawal-block', class: 'input-small', 'aria-label': 'L2 block of the output' });
+  const button = h('button', { class: 'btn btn-small', id: 'withdrawal-prove', type: 'button' }, 'Proof for L1');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    mount(out, loading('Proving…'));
+    try {
+      const p = await api.ledgerWithdrawal(hash, block.value === '' ? {} : { block: block.value });
+      mount(
+        out,
+        h(
+          'dl',
+          { class: 'kv kv-wide', id: 'withdrawal-output' },
+          kv('Output of block', link.block(p.l2_block)),
+          kv('Output root', h('code', { class: 'wrap' }, p.output_root)),
+          kv('State root', h('code', { class: 'wrap' }, p.output_root_proof.state_root)),
+          kv('Passer storage root', h('code', { class: 'wrap' }, p.output_root_proof.message_passer_storage_root)),
+          ...p.withdrawals.flatMap((w) => kv('Withdrawal', h('span', {}, `${w.value_open} OPEN to `, h('code', {}, w.target), ` · `, h('code', { class: 'wrap' }, w.withdrawal_hash), ` · proof of ${w.proof.length} nodes`))),
+        ),
+        h('details', {}, h('summary', {}, 'proveWithdrawalTransaction arguments (JSON)'), h('pre', { class: 'wrap small', id: 'withdrawal-json' }, JSON.stringify(p, null, 2))),
+      );
+    } catch (e) {
+      mount(out, errorBox(e));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return card(
+    'Withdrawal to L1',
+    h('p', { class: 'muted' }, 'The output root of an L2 block, its preimage and the storage proof of each withdrawal: what OptimismPortal.proveWithdrawalTransaction takes on L1. Any block from the one holding this transaction on.'),
+    h('div', { class: 'row-actions' }, block, button),
+    out,
   );
 }
 
