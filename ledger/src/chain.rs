@@ -54,6 +54,12 @@ const MAX_DEPOSITS_PER_BLOCK: usize = 256;
 /// `meta` key: the first block whose state change sets are kept (0, except for a ledger
 /// written before they existed).
 const HISTORY_FROM: &str = "history_from";
+/// Present once `account_txs` indexes every block (set at genesis, or by the backfill).
+const ACCOUNT_TXS_COMPLETE: &str = "account_txs_complete";
+/// The next block the `account_txs` backfill indexes (while it runs).
+const ACCOUNT_TXS_BACKFILL: &str = "account_txs_backfill";
+/// Blocks the backfill indexes per write transaction.
+const BACKFILL_CHUNK: u64 = 500;
 /// Table holding the genesis config (JSON).
 const CONFIG: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("config");
 
@@ -641,6 +647,7 @@ impl Ledger {
             }
         };
         Self::mark_history_start(&db)?;
+        Self::backfill_account_txs(&db)?;
         let head = Self::read_head(&db)?;
         let pool_db = Database::create(pool_path(path))?;
         Self::move_pool(&db, &pool_db)?;
@@ -778,6 +785,68 @@ impl Ledger {
             m.insert("l1_seq", 0)?;
             m.insert("deposit_next", 0)?;
             m.insert(HISTORY_FROM, 0)?;
+            m.insert(ACCOUNT_TXS_COMPLETE, 1)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// A ledger written before the `account_txs` index existed has none for its old blocks:
+    /// index them from the stored bodies and receipts, [`BACKFILL_CHUNK`] blocks per durable
+    /// commit with the progress recorded, so an interrupted backfill resumes where it
+    /// stopped. Runs at open, on the durable state, before the block log is replayed (the
+    /// replayed blocks index themselves).
+    fn backfill_account_txs(db: &Database) -> Result<()> {
+        let (head, mut next) = {
+            let r = db.begin_read()?;
+            let meta = open_ro(&r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
+            if meta.get(ACCOUNT_TXS_COMPLETE)?.is_some() {
+                return Ok(());
+            }
+            let head = meta.get("head")?.map(|v| v.value()).unwrap_or(0);
+            let next = meta
+                .get(ACCOUNT_TXS_BACKFILL)?
+                .map(|v| v.value())
+                .unwrap_or(1);
+            (head, next)
+        };
+        if next <= head {
+            tracing::info!(
+                from = next,
+                to = head,
+                "indexing the transactions of each account"
+            );
+        }
+        while next <= head {
+            let end = (next + BACKFILL_CHUNK).min(head + 1);
+            let r = db.begin_read()?;
+            let w = db.begin_write()?;
+            {
+                let mut at = w.open_table(ACCOUNT_TXS)?;
+                for n in next..end {
+                    let body = read_body(&r, n)?;
+                    let receipts = read_receipts(&r, n)?;
+                    for (i, raw) in body.txs.iter().enumerate() {
+                        let sender = body.senders.get(i).copied().ok_or_else(|| {
+                            Error::Corrupt(format!("block {n} has no sender for tx {i}"))
+                        })?;
+                        let to = decode_tx(raw)?.to().map(|a| a.0.0);
+                        let created = receipts.get(i).and_then(|r| r.contract_address);
+                        for a in [Some(sender), to, created].into_iter().flatten() {
+                            at.insert((a, n, i as u32), ())?;
+                        }
+                    }
+                }
+                w.open_table(META)?.insert(ACCOUNT_TXS_BACKFILL, end)?;
+            }
+            w.commit()?;
+            next = end;
+        }
+        let w = db.begin_write()?;
+        {
+            let mut m = w.open_table(META)?;
+            m.insert(ACCOUNT_TXS_COMPLETE, 1)?;
+            m.remove(ACCOUNT_TXS_BACKFILL)?;
         }
         w.commit()?;
         Ok(())

@@ -27,7 +27,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name | u64 (`head`, `l1_number`, `l1_seq`, `deposit_next`, `genesis_time`, `history_from`: the first block with change sets) |
+//! | `meta` | name | u64 (`head`, `l1_number`, `l1_seq`, `deposit_next`, `genesis_time`, `history_from`: the first block with change sets, `account_txs_complete`: set once `account_txs` covers every block, `account_txs_backfill`: the next block a running backfill indexes) |
 //! | `accounts` | keccak(address) | nonce u64 BE ‖ balance 32 ‖ code hash 32 ‖ storage root 32 |
 //! | `storage` | (keccak(address), keccak(slot)) | value, 32 bytes BE (zero values absent) |
 //! | `code` | code hash | bytecode |

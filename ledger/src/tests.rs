@@ -808,6 +808,37 @@ fn account_history_pages_newest_first() {
             .collect::<Vec<_>>(),
         vec![5, 4, 3]
     );
+
+    // A ledger from before the index: no entries and no completion mark. Opening it indexes
+    // every block again, to the same answers.
+    drop(l);
+    {
+        let db = redb::Database::open(dir.path().join("ledger.redb")).expect("db");
+        let w = db.begin_write().expect("write");
+        {
+            let mut t = w.open_table(crate::db::ACCOUNT_TXS).expect("table");
+            t.retain(|_, _| false).expect("clear");
+            let mut m = w.open_table(crate::db::META).expect("meta");
+            assert!(m.remove("account_txs_complete").expect("remove").is_some());
+        }
+        w.commit().expect("commit");
+    }
+    let l = open(dir.path());
+    let again: Vec<B256> = l
+        .account_transactions(&dev0, None, 100)
+        .expect("history")
+        .iter()
+        .map(|t| t.hash)
+        .collect();
+    assert_eq!(again, want);
+    let made = l.account_transactions(&created, None, 10).expect("history");
+    assert_eq!(made.len(), 1);
+    assert_eq!(
+        l.account_transactions(&to, None, 100)
+            .expect("history")
+            .len(),
+        4
+    );
 }
 
 #[test]
