@@ -2122,11 +2122,6 @@ impl Ledger {
         let held = self.read_nodes();
         let r = self.db.begin_read()?;
         let now = StateView::new(&r)?;
-        let nodes = Layered {
-            table: &now,
-            held: Some(&held),
-            wiped: &[],
-        };
         let meta = open_ro(&r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
         let head = meta
             .get("head")?
@@ -2148,6 +2143,11 @@ impl Ledger {
             ..Default::default()
         });
         if n == head {
+            let nodes = Layered {
+                table: &now,
+                held: Some(&held),
+                wiped: &[],
+            };
             let account_proof = trie::proof(&nodes, Owner::Accounts, &ha)?
                 .into_iter()
                 .map(Bytes::from)
@@ -2172,6 +2172,16 @@ impl Ledger {
             });
         }
 
+        // Putting keys back takes a while: work over a copy of the held nodes rather than
+        // keep the sequencer from merging its next block's.
+        let copy: NodeOverlay = held.clone();
+        drop(held);
+        let held = copy;
+        let nodes = Layered {
+            table: &now,
+            held: Some(&held),
+            wiped: &[],
+        };
         // What changed after block n: every account, and the slots of this one.
         let unavailable = |why: String| {
             Error::NotFound(format!(
