@@ -646,9 +646,10 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         v.sort_by(f64::total_cmp);
         v
     };
-    let (execute, state_root, commit) = (
+    let (execute, state_root, state_writes, commit) = (
         sorted("execute_ms"),
         sorted("state_root_ms"),
+        sorted("state_writes_ms"),
         sorted("commit_ms"),
     );
     let txs_per_block = mined as f64 / blocks.len().max(1) as f64;
@@ -672,6 +673,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         "block_ms": {
             "execute": {"p50": percentile(&execute, 0.5), "p99": percentile(&execute, 0.99)},
             "state_root": {"p50": percentile(&state_root, 0.5), "p99": percentile(&state_root, 0.99)},
+            "state_writes": {"p50": percentile(&state_writes, 0.5), "p99": percentile(&state_writes, 0.99)},
             "commit": {"p50": percentile(&commit, 0.5), "p99": percentile(&commit, 0.99)},
         },
         "data_dir": target.dir.as_ref().map(|d| d.path().display().to_string()),
@@ -693,13 +695,15 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             out["transfers_per_sec"].as_f64().unwrap_or(0.0)
         );
         println!(
-            "blocks: {} with {:.0} transfers each; per block p50/p99 ms: execute {:.1}/{:.1}, state root {:.1}/{:.1}, commit {:.1}/{:.1}",
+            "blocks: {} with {:.0} transfers each; per block p50/p99 ms: execute {:.1}/{:.1}, state root {:.1}/{:.1}, state writes {:.1}/{:.1}, commit {:.1}/{:.1}",
             blocks.len(),
             txs_per_block,
             percentile(&execute, 0.5),
             percentile(&execute, 0.99),
             percentile(&state_root, 0.5),
             percentile(&state_root, 0.99),
+            percentile(&state_writes, 0.5),
+            percentile(&state_writes, 0.99),
             percentile(&commit, 0.5),
             percentile(&commit, 0.99),
         );

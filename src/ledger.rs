@@ -51,8 +51,10 @@ pub struct BlockTiming {
     pub sealed_at_ms: u64,
     /// Executing the transactions, ms.
     pub execute_ms: f64,
-    /// Writing the state and updating the tries, ms.
+    /// Computing the state root (the trie updates), ms.
     pub state_root_ms: f64,
+    /// Writing the flat state and the change sets, ms.
+    pub state_writes_ms: f64,
     /// The rest up to and including the commit, ms.
     pub commit_ms: f64,
 }
@@ -175,6 +177,8 @@ impl LedgerNode {
                     .record(t.execute.as_secs_f64());
                 metrics::histogram!("commons_ledger_block_seconds", "part" => "state_root")
                     .record(t.state_root.as_secs_f64());
+                metrics::histogram!("commons_ledger_block_seconds", "part" => "state_writes")
+                    .record(t.state_writes.as_secs_f64());
                 metrics::histogram!("commons_ledger_block_seconds", "part" => "commit")
                     .record(t.commit.as_secs_f64());
                 metrics::counter!("commons_ledger_transactions_total").increment(s.user_txs as u64);
@@ -193,6 +197,7 @@ impl LedgerNode {
                         .unwrap_or(0),
                     execute_ms: ms(t.execute),
                     state_root_ms: ms(t.state_root),
+                    state_writes_ms: ms(t.state_writes),
                     commit_ms: ms(t.commit),
                 });
             }),

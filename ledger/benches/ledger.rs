@@ -73,6 +73,11 @@ fn sign(
     OpTxEnvelope::Eip1559(tx.into_signed(sig)).encoded_2718()
 }
 
+/// The whole of sealing a block: execution, state root, state writes, commit.
+fn seal_time(t: &commons_ledger::chain::SealTimings) -> Duration {
+    t.execute + t.state_root + t.state_writes + t.commit
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -176,12 +181,13 @@ fn main() {
          (median of {MEASURED} blocks after {WARMUP})"
     );
     println!(
-        "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>9}  {:>11}",
+        "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>15}  {:>9}  {:>11}",
         "accounts",
         "genesis_s",
         "execute_ms",
         "state_root_ms",
         "(min..max)",
+        "state_writes_ms",
         "commit_ms",
         "transfers/s"
     );
@@ -203,19 +209,21 @@ fn main() {
         let t = transfer_blocks(&ledger, &mut senders, &mut made, MEASURED);
         let mut exec: Vec<Duration> = t.iter().map(|t| t.execute).collect();
         let mut root: Vec<Duration> = t.iter().map(|t| t.state_root).collect();
+        let mut writes: Vec<Duration> = t.iter().map(|t| t.state_writes).collect();
         let mut commit: Vec<Duration> = t.iter().map(|t| t.commit).collect();
-        let total: Duration = t.iter().map(|t| t.execute + t.state_root + t.commit).sum();
+        let total: Duration = t.iter().map(seal_time).sum();
         let (lo, hi) = (
             root.iter().min().copied().unwrap_or_default(),
             root.iter().max().copied().unwrap_or_default(),
         );
         println!(
-            "{:>9}  {:>10.1}  {:>10.1}  {:>13.1}  {:>12}  {:>9.1}  {:>11.0}",
+            "{:>9}  {:>10.1}  {:>10.1}  {:>13.1}  {:>12}  {:>15.1}  {:>9.1}  {:>11.0}",
             size + keys.len(),
             genesis_s,
             ms(median(&mut exec)),
             ms(median(&mut root)),
             format!("{:.0}..{:.0}", ms(lo), ms(hi)),
+            ms(median(&mut writes)),
             ms(median(&mut commit)),
             (MEASURED * PER_BLOCK) as f64 / total.as_secs_f64(),
         );
@@ -369,11 +377,9 @@ fn erc20(ledger: &Ledger, senders: &mut [Sender]) {
         "both ran the same transactions to the same gas"
     );
     let exec_t: Duration = ours.iter().map(|b| b.timings.execute).sum();
-    let seal_t: Duration = ours
-        .iter()
-        .map(|b| b.timings.execute + b.timings.state_root + b.timings.commit)
-        .sum();
+    let seal_t: Duration = ours.iter().map(|b| seal_time(&b.timings)).sum();
     let root_t: Duration = ours.iter().map(|b| b.timings.state_root).sum();
+    let writes_t: Duration = ours.iter().map(|b| b.timings.state_writes).sum();
     let mgas = |d: Duration| user_gas as f64 / d.as_secs_f64() / 1e6;
     println!(
         "ERC-20 transfers to new holders: {ERC20_BLOCKS} blocks of {ERC20_PER_BLOCK} ({:.1}M gas each)",
@@ -385,10 +391,11 @@ fn erc20(ledger: &Ledger, senders: &mut [Sender]) {
         ms(exec_t) / ERC20_BLOCKS as f64
     );
     println!(
-        "  ledger seal (execute + state root + commit): {:>7.1} Mgas/s  ({:.1} ms/block, state root {:.1} ms)",
+        "  ledger seal (execute + state root + state writes + commit): {:>7.1} Mgas/s  ({:.1} ms/block, state root {:.1} ms, state writes {:.1} ms)",
         mgas(seal_t),
         ms(seal_t) / ERC20_BLOCKS as f64,
-        ms(root_t) / ERC20_BLOCKS as f64
+        ms(root_t) / ERC20_BLOCKS as f64,
+        ms(writes_t) / ERC20_BLOCKS as f64
     );
     println!(
         "  op-revm over in-memory CacheDB: {:>7.1} Mgas/s  ({:.1} ms/block)",

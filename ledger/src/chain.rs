@@ -254,8 +254,11 @@ pub struct Sealed {
 pub struct SealTimings {
     /// Executing the transactions in revm.
     pub execute: std::time::Duration,
-    /// Writing the state and updating the tries (the state root).
+    /// Computing the state root: updating the storage tries and the account trie from the
+    /// changed keys (walking and rewriting nodes, hashing).
     pub state_root: std::time::Duration,
+    /// Writing the flat state (`accounts`, `storage`, `code`) and the change sets.
+    pub state_writes: std::time::Duration,
     /// Everything else up to and including the commit (fsync).
     pub commit: std::time::Duration,
 }
@@ -318,6 +321,8 @@ struct TrieStage<'a> {
     pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// Storage tries this block wiped (their owner prefixes): held nodes under them are gone.
     wiped: Vec<Vec<u8>>,
+    /// Time spent in trie updates (the state root), apart from the flat state writes.
+    trie_time: std::time::Duration,
 }
 
 impl<'a> TrieStage<'a> {
@@ -326,6 +331,7 @@ impl<'a> TrieStage<'a> {
             held: None,
             pending: Vec::new(),
             wiped: Vec::new(),
+            trie_time: std::time::Duration::ZERO,
         }
     }
 
@@ -334,6 +340,7 @@ impl<'a> TrieStage<'a> {
             held: Some(nodes),
             pending: Vec::new(),
             wiped: Vec::new(),
+            trie_time: std::time::Duration::ZERO,
         }
     }
 
@@ -1572,11 +1579,11 @@ impl Ledger {
 
         let w = self.db.begin_write()?;
         let state_started = std::time::Instant::now();
-        let (state_root, passer_root, pending, wiped) = {
+        let (state_root, passer_root, pending, wiped, trie_time) = {
             let held = self.read_nodes();
             let mut stage = TrieStage::held(&held);
             let (root, passer) = apply_state(&w, changes, number, true, &mut stage)?;
-            (root, passer, stage.pending, stage.wiped)
+            (root, passer, stage.pending, stage.wiped, stage.trie_time)
         };
         let state_time = state_started.elapsed();
         drop(view);
@@ -1673,7 +1680,8 @@ impl Ledger {
             user_txs,
             timings: SealTimings {
                 execute,
-                state_root: state_time,
+                state_root: trie_time,
+                state_writes: state_time.saturating_sub(trie_time),
                 commit: started.elapsed().saturating_sub(execute + state_time),
             },
         })
@@ -2684,12 +2692,17 @@ fn apply_state(
                 let mut up = TrieUpdate::new(&src, Owner::Storage(ha));
                 for (slot, val) in &ch.storage {
                     let hs = keccak256(slot.to_be_bytes::<32>());
-                    // redb hands back the value it replaced: the change set costs no read.
-                    let prior = if val.is_zero() {
+                    let t = std::time::Instant::now();
+                    if val.is_zero() {
                         up.set(&hs, None)?;
-                        storage.remove((ha.0, hs.0))?.map(|g| g.value())
                     } else {
                         up.set(&hs, Some(&alloy_rlp::encode(val)))?;
+                    }
+                    stage.trie_time += t.elapsed();
+                    // redb hands back the value it replaced: the change set costs no read.
+                    let prior = if val.is_zero() {
+                        storage.remove((ha.0, hs.0))?.map(|g| g.value())
+                    } else {
                         storage
                             .insert((ha.0, hs.0), val.to_be_bytes::<32>())?
                             .map(|g| g.value())
@@ -2700,10 +2713,15 @@ fn apply_state(
                         slots_listed.push(hs.0);
                     }
                 }
+                let t = std::time::Instant::now();
                 storage_root = up.root()?;
-                up.into_writes()
+                let writes = up.into_writes();
+                stage.trie_time += t.elapsed();
+                writes
             };
+            let t = std::time::Instant::now();
             stage.write(&mut tries, writes)?;
+            stage.trie_time += t.elapsed();
         }
         if let Some(c) = &ch.code {
             code.insert(info.code_hash.0, c.as_ref())?;
@@ -2718,6 +2736,7 @@ fn apply_state(
         accounts.insert(ha.0, sa.encode().as_slice())?;
         leaves.push((ha, Some(sa.trie_rlp())));
     }
+    let t = std::time::Instant::now();
     let (root, writes) = {
         let src = Layered {
             table: &tries,
@@ -2732,6 +2751,7 @@ fn apply_state(
         (root, up.into_writes())
     };
     stage.write(&mut tries, writes)?;
+    stage.trie_time += t.elapsed();
     if history {
         let list = postcard::to_allocvec(&listed)
             .map_err(|e| Error::Internal(format!("encoding a block's change list: {e}")))?;

@@ -144,17 +144,20 @@ impl Node {
         }
     }
 
-    /// The node's RLP; every child reference must be filled in.
-    fn rlp(&self) -> Vec<u8> {
-        let mut buf = Vec::new();
+    /// Encode the node's RLP into `buf` (cleared first) and return its reference: the RLP
+    /// itself when shorter than a hash, else the RLP of its keccak. Every child reference
+    /// must be filled in. alloy-trie hashes while encoding, so the caller must not hash
+    /// `buf` again.
+    fn rlp(&self, buf: &mut Vec<u8>) -> RlpNode {
+        buf.clear();
         match self {
             Node::Leaf { key, value } => {
                 let k = Nibbles::from_nibbles_unchecked(key);
-                LeafNodeRef::new(&k, value).rlp(&mut buf);
+                LeafNodeRef::new(&k, value).rlp(buf)
             }
             Node::Ext { key, child } => {
                 let k = Nibbles::from_nibbles_unchecked(key);
-                ExtensionNodeRef::new(&k, child.as_ref()).rlp(&mut buf);
+                ExtensionNodeRef::new(&k, child.as_ref()).rlp(buf)
             }
             Node::Branch { children } => {
                 let mut stack = Vec::with_capacity(16);
@@ -165,10 +168,9 @@ impl Node {
                         stack.push(c.clone());
                     }
                 }
-                BranchNodeRef::new(&stack, mask).rlp(&mut buf);
+                BranchNodeRef::new(&stack, mask).rlp(buf)
             }
         }
-        buf
     }
 }
 
@@ -486,9 +488,9 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         }
     }
 
-    /// Fill in the references of rewritten nodes below `path` and return the node's RLP.
-    /// `path` is a scratch buffer, given back as it came.
-    fn hash_at(&mut self, path: &mut Vec<u8>) -> Result<Vec<u8>> {
+    /// Fill in the references of rewritten nodes below `path` and return the node's
+    /// reference. `path` and `buf` are scratch buffers; `path` is given back as it came.
+    fn hash_at(&mut self, path: &mut Vec<u8>, buf: &mut Vec<u8>) -> Result<RlpNode> {
         let missing = || Error::Corrupt("a trie reference names a missing node".into());
         // A rewritten node is in the overlay: take it out to fill in its references rather
         // than clone it, and put it back under the same key.
@@ -507,9 +509,9 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                 if child.is_empty() {
                     let len = path.len();
                     path.extend_from_slice(key);
-                    let rlp = self.hash_at(path);
+                    let r = self.hash_at(path, buf);
                     path.truncate(len);
-                    *child = RlpNode::from_rlp(&rlp?);
+                    *child = r?;
                     changed = true;
                 }
             }
@@ -519,15 +521,15 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                         && c.is_empty()
                     {
                         path.push(i as u8);
-                        let rlp = self.hash_at(path);
+                        let r = self.hash_at(path, buf);
                         path.pop();
-                        *c = RlpNode::from_rlp(&rlp?);
+                        *c = r?;
                         changed = true;
                     }
                 }
             }
         }
-        let rlp = node.rlp();
+        let r = node.rlp(buf);
         match key {
             Some(k) => {
                 self.overlay.insert(k, Some(node));
@@ -535,7 +537,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
             None if changed => self.put(path.clone(), node),
             None => {}
         }
-        Ok(rlp)
+        Ok(r)
     }
 
     /// The root hash after the updates so far.
@@ -543,7 +545,9 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         if self.get(&[])?.is_none() {
             return Ok(EMPTY_ROOT_HASH);
         }
-        Ok(keccak256(self.hash_at(&mut Vec::with_capacity(64))?))
+        let r = self.hash_at(&mut Vec::with_capacity(64), &mut Vec::with_capacity(600))?;
+        // The root is always hashed, even when its RLP is short enough to be inlined.
+        Ok(r.as_hash().unwrap_or_else(|| keccak256(r.as_slice())))
     }
 
     /// The node writes to apply: (full key, `Some(encoded)` or `None` to delete). Call
@@ -579,14 +583,15 @@ fn walk_proof(
     let k = nibbles(key);
     let mut path: Vec<u8> = Vec::new();
     let mut out = Vec::new();
+    let mut rlp = Vec::new();
     loop {
         let Some(node) = get(&path)? else {
             return Ok(out);
         };
-        let rlp = node.rlp();
+        node.rlp(&mut rlp);
         // Nodes shorter than a hash are inlined in their parent's RLP.
         if path.is_empty() || rlp.len() >= 32 {
-            out.push(rlp);
+            out.push(rlp.clone());
         }
         match node {
             Node::Leaf { .. } => return Ok(out),
