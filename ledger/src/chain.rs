@@ -405,6 +405,28 @@ impl<S: NodeSource> NodeSource for Layered<'_, S> {
         }
         self.table.node(key)
     }
+
+    // The accounts table is committed with the same blocks as the held nodes, so it agrees
+    // with them.
+    fn account_leaf(&self, path: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.table.account_leaf(path)
+    }
+}
+
+/// The trie and accounts tables of a write transaction, as a node source.
+struct WriteTables<'a> {
+    trie: &'a redb::Table<'a, &'static [u8], &'static [u8]>,
+    accounts: &'a redb::Table<'a, [u8; 32], &'static [u8]>,
+}
+
+impl NodeSource for WriteTables<'_> {
+    fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.trie.node(key)
+    }
+
+    fn account_leaf(&self, path: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        crate::db::account_leaf(self.accounts, path)
+    }
 }
 
 /// How often the state is committed to redb durably (the block log covers the blocks in
@@ -2614,6 +2636,10 @@ fn apply_state(
     let mut acc_hist = w.open_table(ACCOUNT_HISTORY)?;
     let mut slot_hist = w.open_table(STORAGE_HISTORY)?;
     let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
+    // Account writes wait until the account trie is updated: where the trie has no stored
+    // leaf it reads the leaf from `accounts`, which must still hold the state before the
+    // block.
+    let mut account_writes: Vec<(B256, Option<StoredAccount>)> = Vec::new();
     // The keys this block's change sets hold, for proofs at older blocks.
     let mut listed: Vec<([u8; 32], Vec<[u8; 32]>)> = Vec::new();
     // In hashed-address order: the account table and the trie are keyed by it, so the
@@ -2677,15 +2703,19 @@ fn apply_state(
         let Some(info) = ch.info.filter(|_| !ch.deleted) else {
             if old.is_some() {
                 record_account(&mut acc_hist, None, slots_listed, &mut listed)?;
-                accounts.remove(ha.0)?;
+                account_writes.push((ha, None));
                 leaves.push((ha, None));
             }
             continue;
         };
         if !ch.storage.is_empty() {
             let writes = {
+                let tables = WriteTables {
+                    trie: &tries,
+                    accounts: &accounts,
+                };
                 let src = Layered {
-                    table: &tries,
+                    table: &tables,
                     held: stage.held,
                     wiped: &stage.wiped,
                 };
@@ -2733,13 +2763,17 @@ fn apply_state(
             storage_root,
         };
         record_account(&mut acc_hist, Some(&sa), slots_listed, &mut listed)?;
-        accounts.insert(ha.0, sa.encode().as_slice())?;
         leaves.push((ha, Some(sa.trie_rlp())));
+        account_writes.push((ha, Some(sa)));
     }
     let t = std::time::Instant::now();
     let (root, writes) = {
+        let tables = WriteTables {
+            trie: &tries,
+            accounts: &accounts,
+        };
         let src = Layered {
-            table: &tries,
+            table: &tables,
             held: stage.held,
             wiped: &stage.wiped,
         };
@@ -2752,6 +2786,12 @@ fn apply_state(
     };
     stage.write(&mut tries, writes)?;
     stage.trie_time += t.elapsed();
+    for (ha, a) in account_writes {
+        match a {
+            Some(a) => accounts.insert(ha.0, a.encode().as_slice())?,
+            None => accounts.remove(ha.0)?,
+        };
+    }
     if history {
         let list = postcard::to_allocvec(&listed)
             .map_err(|e| Error::Internal(format!("encoding a block's change list: {e}")))?;

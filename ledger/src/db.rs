@@ -31,7 +31,7 @@
 //! | `accounts` | keccak(address) | nonce u64 BE ‖ balance 32 ‖ code hash 32 ‖ storage root 32 |
 //! | `storage` | (keccak(address), keccak(slot)) | value, 32 bytes BE (zero values absent) |
 //! | `code` | code hash | bytecode |
-//! | `trie` | owner ‖ nibble path (see [`crate::trie`]) | trie node |
+//! | `trie` | owner ‖ nibble path (see [`crate::trie`]) | trie node (the account trie's leaves are not stored: they are read from `accounts`) |
 //! | `headers` | number | RLP header |
 //! | `canonical` | number | block hash |
 //! | `block_numbers` | block hash | number |
@@ -362,6 +362,36 @@ impl NodeSource for StateView {
         };
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
+
+    /// From the newest accounts, as the trie is the newest (even in a view at an older block).
+    fn account_leaf(&self, path: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        match &self.accounts {
+            None => Ok(None),
+            Some(t) => account_leaf(t, path),
+        }
+    }
+}
+
+/// The account trie's leaf under the nibble prefix `path`, from the `accounts` table: (the
+/// rest of the key's nibbles, the leaf value). Where the trie has a leaf, exactly one
+/// account lies under its path.
+pub fn account_leaf(
+    accounts: &impl ReadableTable<[u8; 32], &'static [u8]>,
+    path: &[u8],
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let (lo, hi) = crate::trie::prefix_range(path);
+    let Some(e) = accounts.range(lo..=hi)?.next() else {
+        return Ok(None);
+    };
+    let (k, v) = e?;
+    let key = crate::trie::nibbles(&B256::from(k.value()));
+    let rest = key
+        .get(path.len()..)
+        .ok_or_else(|| Error::Corrupt("an account trie path longer than a key".into()))?;
+    Ok(Some((
+        rest.to_vec(),
+        StoredAccount::decode(v.value())?.trie_rlp(),
+    )))
 }
 
 impl NodeSource for redb::Table<'_, &'static [u8], &'static [u8]> {

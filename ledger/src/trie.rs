@@ -9,6 +9,15 @@
 //! children, so hashing visits only the nodes this update rewrote. The encoding of nodes and
 //! references is alloy-trie's; tests check the roots against alloy-trie's `HashBuilder`.
 //!
+//! The account trie's leaves are not stored: a leaf holds what the `accounts` table already
+//! holds under the same hashed address, and writing it again would cost one more random
+//! B-tree insert per changed account. Where the account trie has no stored node at a path,
+//! the leaf is read from `accounts` ([`NodeSource::account_leaf`]: the one account under
+//! that nibble prefix). A rewritten leaf is written as a deletion of its path, which also
+//! clears leaves stored by earlier versions. Storage tries keep their leaves: finding one
+//! would take a lookup in `storage` by owner and prefix, and the blocks that write the most
+//! are transfers, whose writes are accounts.
+//!
 //! Only the newest state is kept (a path holds one node). A proof at an older block is the
 //! newest trie with that block's values put back in an update that is never written (see
 //! `Ledger::proof`).
@@ -48,6 +57,29 @@ impl Owner {
 pub trait NodeSource {
     /// The encoded node at `key` (owner prefix + path), if any.
     fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// The account trie's leaves are not stored (see the module doc): the one account whose
+    /// hashed address starts with the nibbles `path`, as (the rest of its key's nibbles, the
+    /// leaf value), or `None` when no account does. Asked only where the trie has no stored
+    /// node. A source that cannot see the accounts refuses.
+    fn account_leaf(&self, path: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let _ = path;
+        Err(Error::Internal(
+            "this node source cannot look up account leaves".into(),
+        ))
+    }
+}
+
+/// The first and last 32-byte keys under a nibble prefix (at most 64 nibbles).
+pub fn prefix_range(path: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let mut lo = [0u8; 32];
+    let mut hi = [0xffu8; 32];
+    for (i, &n) in path.iter().enumerate().take(64) {
+        let (byte, shift) = (i / 2, if i % 2 == 0 { 4 } else { 0 });
+        lo[byte] = (lo[byte] & !(0x0f << shift)) | (n << shift);
+        hi[byte] = (hi[byte] & !(0x0f << shift)) | (n << shift);
+    }
+    (lo, hi)
 }
 
 /// A child reference (its RLP, or the RLP of its hash); empty means "rewritten in this
@@ -187,6 +219,9 @@ enum Outcome {
 pub struct TrieUpdate<'s, S: NodeSource> {
     src: &'s S,
     prefix: Vec<u8>,
+    /// False for the account trie: its leaves come from [`NodeSource::account_leaf`], and
+    /// a rewritten leaf is written as a deletion of its path.
+    store_leaves: bool,
     overlay: alloy_primitives::map::HashMap<Vec<u8>, Option<Node>>,
 }
 
@@ -226,6 +261,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         TrieUpdate {
             src,
             prefix: owner.prefix(),
+            store_leaves: owner != Owner::Accounts,
             overlay: Default::default(),
         }
     }
@@ -234,10 +270,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         if let Some(n) = self.overlay.get(path) {
             return Ok(n.clone());
         }
-        match self.src.node(&join(&self.prefix, path))? {
-            None => Ok(None),
-            Some(b) => Node::decode(&b).map(Some),
-        }
+        read_node(self.src, &self.prefix, self.store_leaves, path)
     }
 
     fn put(&mut self, path: Vec<u8>, node: Node) {
@@ -556,23 +589,47 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
     /// cache, where the overlay's hash order would jump across the whole table.
     pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let prefix = self.prefix;
+        let store_leaves = self.store_leaves;
         let mut out: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .overlay
             .into_iter()
-            .map(|(p, n)| (join(&prefix, &p), n.map(|n| n.encode())))
+            .map(|(p, n)| {
+                let n = match n {
+                    // Deleted rather than skipped: the path may hold a branch that
+                    // collapsed into this leaf, or a leaf stored by an older version.
+                    Some(Node::Leaf { .. }) if !store_leaves => None,
+                    n => n,
+                };
+                (join(&prefix, &p), n.map(|n| n.encode()))
+            })
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
     }
 }
 
+/// The node at `path` of the trie under `prefix`: the stored one, or for a trie whose
+/// leaves are not stored, the leaf its account makes.
+fn read_node<S: NodeSource>(
+    src: &S,
+    prefix: &[u8],
+    store_leaves: bool,
+    path: &[u8],
+) -> Result<Option<Node>> {
+    match src.node(&join(prefix, path))? {
+        Some(b) => Node::decode(&b).map(Some),
+        None if store_leaves => Ok(None),
+        None => Ok(src
+            .account_leaf(path)?
+            .map(|(key, value)| Node::Leaf { key, value })),
+    }
+}
+
 /// The RLP of the nodes from the root to `key` (an account or storage proof).
 pub fn proof<S: NodeSource>(src: &S, owner: Owner, key: &B256) -> Result<Vec<Vec<u8>>> {
     let prefix = owner.prefix();
-    walk_proof(key, |path| match src.node(&join(&prefix, path))? {
-        None => Ok(None),
-        Some(b) => Node::decode(&b).map(Some),
-    })
+    let store_leaves = owner != Owner::Accounts;
+    walk_proof(key, |path| read_node(src, &prefix, store_leaves, path))
 }
 
 /// The proof walk over any way of reading the node at a path.
@@ -627,12 +684,41 @@ mod tests {
     use super::*;
     use std::collections::{BTreeMap, HashMap};
 
+    /// Stored nodes, and the values under the account trie's keys (what `accounts` holds).
     #[derive(Default)]
-    struct Mem(HashMap<Vec<u8>, Vec<u8>>);
+    struct Mem(HashMap<Vec<u8>, Vec<u8>>, BTreeMap<B256, Vec<u8>>);
 
     impl NodeSource for Mem {
         fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
             Ok(self.0.get(key).cloned())
+        }
+
+        fn account_leaf(&self, path: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+            let (lo, hi) = prefix_range(path);
+            Ok(self
+                .1
+                .range(B256::from(lo)..=B256::from(hi))
+                .next()
+                .map(|(k, v)| (nibbles(k)[path.len()..].to_vec(), v.clone())))
+        }
+    }
+
+    impl Mem {
+        fn apply(&mut self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+            for (k, v) in writes {
+                match v {
+                    Some(v) => self.0.insert(k, v),
+                    None => self.0.remove(&k),
+                };
+            }
+        }
+
+        /// Stored nodes that are leaves of the account trie.
+        fn account_leaves(&self) -> usize {
+            self.0
+                .iter()
+                .filter(|(k, v)| k[0] == 0 && matches!(Node::decode(v), Ok(Node::Leaf { .. })))
+                .count()
         }
     }
 
@@ -722,11 +808,9 @@ mod tests {
             model.insert(k, v);
         }
         let root = up.root().expect("root");
-        for (k, v) in up.into_writes() {
-            if let Some(v) = v {
-                mem.0.insert(k, v);
-            }
-        }
+        mem.apply(up.into_writes());
+        mem.1 = model.clone();
+        assert_eq!(mem.account_leaves(), 0, "the account trie stores no leaves");
         for (k, v) in model.iter().take(20) {
             let nodes: Vec<alloy_primitives::Bytes> = proof(&mem, Owner::Accounts, k)
                 .expect("proof")
@@ -758,11 +842,8 @@ mod tests {
             model.insert(k, v);
         }
         up.root().expect("root");
-        for (k, v) in up.into_writes() {
-            if let Some(v) = v {
-                mem.0.insert(k, v);
-            }
-        }
+        mem.apply(up.into_writes());
+        mem.1 = model.clone();
         // Over the stored trie: change some keys, remove some, add some; nothing written.
         let mut up = TrieUpdate::new(&mem, Owner::Accounts);
         for i in 0..400u64 {
@@ -803,5 +884,70 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("key {i}: {e}"));
         }
+    }
+
+    /// The account trie, starting from nodes an earlier version wrote (leaves stored), then
+    /// updated with leaves read from the account values: every root matches a full rebuild,
+    /// no leaf written since is stored, and a stored leaf that remains always matches its
+    /// account.
+    #[test]
+    fn account_trie_reads_its_leaves_from_the_accounts() {
+        let mut mem = Mem::default();
+        let mut model = BTreeMap::new();
+        let mut rng = Lcg(11);
+        let keys: Vec<B256> = (0..80u64)
+            .map(|i| {
+                let mut k = keccak256(i.to_be_bytes());
+                if i % 4 == 0 {
+                    k.0[..5].copy_from_slice(&[0x5c; 5]);
+                }
+                k
+            })
+            .collect();
+        let mut old = TrieUpdate::new(&mem, Owner::Accounts);
+        old.store_leaves = true;
+        for k in keys.iter().step_by(2) {
+            let v = alloy_rlp::encode(k.as_slice());
+            old.set(k, Some(&v)).expect("set");
+            model.insert(*k, v);
+        }
+        assert_eq!(old.root().expect("root"), reference_root(&model));
+        mem.apply(old.into_writes());
+        mem.1 = model.clone();
+        let stored_before = mem.account_leaves();
+        assert!(stored_before > 0, "the old format stores leaves");
+        for round in 0..40 {
+            let mut up = TrieUpdate::new(&mem, Owner::Accounts);
+            for _ in 0..(1 + rng.next() % 10) {
+                let k = keys[(rng.next() % keys.len() as u64) as usize];
+                if rng.next().is_multiple_of(3) {
+                    up.set(&k, None).expect("delete");
+                    model.remove(&k);
+                } else {
+                    let v = alloy_rlp::encode(rng.next());
+                    up.set(&k, Some(&v)).expect("set");
+                    model.insert(k, v);
+                }
+            }
+            assert_eq!(up.root().expect("root"), reference_root(&model), "round {round}");
+            mem.apply(up.into_writes());
+            mem.1 = model.clone();
+            for (k, v) in &mem.0 {
+                if let Ok(Node::Leaf { key, value }) = Node::decode(v) {
+                    let path = &k[1..];
+                    let full: Vec<u8> = path.iter().chain(&key).copied().collect();
+                    let hit = model.iter().find(|(mk, _)| nibbles(mk).as_slice() == full);
+                    assert_eq!(hit.map(|(_, v)| v), Some(&value), "a stale stored leaf");
+                }
+            }
+        }
+        assert!(mem.account_leaves() < stored_before);
+        let mut up = TrieUpdate::new(&mem, Owner::Accounts);
+        for k in model.keys() {
+            up.set(k, None).expect("delete");
+        }
+        assert_eq!(up.root().expect("root"), EMPTY_ROOT_HASH);
+        mem.apply(up.into_writes());
+        assert!(mem.0.is_empty(), "{} nodes left", mem.0.len());
     }
 }
