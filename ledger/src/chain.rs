@@ -1036,7 +1036,7 @@ impl Ledger {
         let mut stale = Vec::new();
         let mut pool = self.lock_pool();
         for (hash, raw) in entries {
-            match self.check_tx(&raw, &view, &pool) {
+            match self.check_tx(&raw, &view) {
                 Ok((tx, state_nonce)) => {
                     if pool.insert(tx, state_nonce).is_err() {
                         stale.push(hash);
@@ -1085,7 +1085,7 @@ impl Ledger {
     }
 
     /// Validate a raw transaction against the state; returns it ready for the pool.
-    fn check_tx(&self, raw: &[u8], view: &StateView, pool: &Pool) -> Result<(PoolTx, u64)> {
+    fn check_tx(&self, raw: &[u8], view: &StateView) -> Result<(PoolTx, u64)> {
         if raw.len() > MAX_TX_BYTES {
             return Err(TxError::Oversized {
                 size: raw.len(),
@@ -1146,7 +1146,6 @@ impl Ledger {
             }
             .into());
         }
-        let _ = pool;
         let hash = keccak256(raw);
         Ok((
             PoolTx {
@@ -1173,13 +1172,12 @@ impl Ledger {
             return Err(TxError::AlreadyKnown.into());
         }
         let view = StateView::new(&r)?;
-        let (hash, inserted) = {
-            let mut pool = self.lock_pool();
-            let (tx, state_nonce) = self.check_tx(raw, &view, &pool)?;
-            let hash = tx.hash;
-            let inserted = pool.insert(tx, state_nonce)?;
-            (hash, inserted)
-        };
+        // Decoding and recovering the sender (most of the work) need no lock: concurrent
+        // submissions recover in parallel, and the sequencer never waits behind them for the
+        // pool. The state nonce is the read snapshot's either way.
+        let (tx, state_nonce) = self.check_tx(raw, &view)?;
+        let hash = tx.hash;
+        let inserted = self.lock_pool().insert(tx, state_nonce)?;
         drop(view);
         drop(r);
         let gone: Vec<B256> = inserted
