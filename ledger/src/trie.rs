@@ -929,7 +929,11 @@ mod tests {
                     model.insert(k, v);
                 }
             }
-            assert_eq!(up.root().expect("root"), reference_root(&model), "round {round}");
+            assert_eq!(
+                up.root().expect("root"),
+                reference_root(&model),
+                "round {round}"
+            );
             mem.apply(up.into_writes());
             mem.1 = model.clone();
             for (k, v) in &mem.0 {
