@@ -742,36 +742,56 @@ mod tests {
         }
     }
 
+    /// `n` hashed keys; every `every`-th shares its first `shared` bytes with the others so
+    /// picked, so extensions split and merge.
+    fn keys_with_shared_prefixes(n: u64, every: u64, shared: usize, byte: u8) -> Vec<B256> {
+        (0..n)
+            .map(|i| {
+                let mut k = keccak256(i.to_be_bytes());
+                if i % every == 0 {
+                    k.0[..shared].fill(byte);
+                }
+                k
+            })
+            .collect()
+    }
+
+    /// Up to `most` random sets and deletes of `keys` in `up`, mirrored in `model`; the
+    /// values `value` makes.
+    fn random_changes<S: NodeSource>(
+        up: &mut TrieUpdate<'_, S>,
+        model: &mut BTreeMap<B256, Vec<u8>>,
+        keys: &[B256],
+        rng: &mut Lcg,
+        most: u64,
+        value: impl Fn(&mut Lcg) -> Vec<u8>,
+    ) {
+        for _ in 0..(1 + rng.next() % most) {
+            let k = keys[(rng.next() % keys.len() as u64) as usize];
+            if rng.next().is_multiple_of(3) {
+                up.set(&k, None).expect("delete");
+                model.remove(&k);
+            } else {
+                let v = value(rng);
+                up.set(&k, Some(&v)).expect("set");
+                model.insert(k, v);
+            }
+        }
+    }
+
     #[test]
     fn incremental_roots_match_a_full_rebuild() {
         let mut mem = Mem::default();
         let mut model = BTreeMap::new();
         let mut rng = Lcg(7);
-        // Few distinct keys so inserts, overwrites and deletes all meet; some keys share
-        // long prefixes so extensions split and merge.
-        let keys: Vec<B256> = (0..60u64)
-            .map(|i| {
-                let mut k = keccak256(i.to_be_bytes());
-                if i % 3 == 0 {
-                    k.0[..6].copy_from_slice(&[0xab; 6]);
-                }
-                k
-            })
-            .collect();
+        // Few distinct keys so inserts, overwrites and deletes all meet.
+        let keys = keys_with_shared_prefixes(60, 3, 6, 0xab);
         for round in 0..40 {
             let mut up = TrieUpdate::new(&mem, Owner::Storage(B256::ZERO));
-            for _ in 0..(1 + rng.next() % 12) {
-                let k = keys[(rng.next() % keys.len() as u64) as usize];
-                if rng.next().is_multiple_of(3) {
-                    up.set(&k, None).expect("delete");
-                    model.remove(&k);
-                } else {
-                    let len = 1 + (rng.next() % 40) as usize;
-                    let v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-                    up.set(&k, Some(&v)).expect("set");
-                    model.insert(k, v);
-                }
-            }
+            random_changes(&mut up, &mut model, &keys, &mut rng, 12, |rng| {
+                let len = 1 + (rng.next() % 40) as usize;
+                (0..len).map(|_| rng.next() as u8).collect()
+            });
             let root = up.root().expect("root");
             assert_eq!(root, reference_root(&model), "round {round}");
             for (k, v) in up.into_writes() {
@@ -895,15 +915,7 @@ mod tests {
         let mut mem = Mem::default();
         let mut model = BTreeMap::new();
         let mut rng = Lcg(11);
-        let keys: Vec<B256> = (0..80u64)
-            .map(|i| {
-                let mut k = keccak256(i.to_be_bytes());
-                if i % 4 == 0 {
-                    k.0[..5].copy_from_slice(&[0x5c; 5]);
-                }
-                k
-            })
-            .collect();
+        let keys = keys_with_shared_prefixes(80, 4, 5, 0x5c);
         let mut old = TrieUpdate::new(&mem, Owner::Accounts);
         old.store_leaves = true;
         for k in keys.iter().step_by(2) {
@@ -918,17 +930,9 @@ mod tests {
         assert!(stored_before > 0, "the old format stores leaves");
         for round in 0..40 {
             let mut up = TrieUpdate::new(&mem, Owner::Accounts);
-            for _ in 0..(1 + rng.next() % 10) {
-                let k = keys[(rng.next() % keys.len() as u64) as usize];
-                if rng.next().is_multiple_of(3) {
-                    up.set(&k, None).expect("delete");
-                    model.remove(&k);
-                } else {
-                    let v = alloy_rlp::encode(rng.next());
-                    up.set(&k, Some(&v)).expect("set");
-                    model.insert(k, v);
-                }
-            }
+            random_changes(&mut up, &mut model, &keys, &mut rng, 10, |rng| {
+                alloy_rlp::encode(rng.next())
+            });
             assert_eq!(
                 up.root().expect("root"),
                 reference_root(&model),
