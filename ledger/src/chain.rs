@@ -2721,11 +2721,8 @@ fn apply_state(
                 for (slot, val) in &ch.storage {
                     let hs = keccak256(slot.to_be_bytes::<32>());
                     let t = std::time::Instant::now();
-                    if val.is_zero() {
-                        up.set(&hs, None)?;
-                    } else {
-                        up.set(&hs, Some(&alloy_rlp::encode(val)))?;
-                    }
+                    let leaf = (!val.is_zero()).then(|| alloy_rlp::encode(val));
+                    up.set(&hs, leaf.as_deref())?;
                     stage.trie_time += t.elapsed();
                     // redb hands back the value it replaced: the change set costs no read.
                     let prior = if val.is_zero() {

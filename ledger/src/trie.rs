@@ -39,6 +39,12 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// Whether this trie stores its leaves: storage tries do; the account trie reads them
+    /// from `accounts` (see the module doc).
+    pub fn stores_leaves(&self) -> bool {
+        matches!(self, Owner::Storage(_))
+    }
+
     /// The key prefix of this trie's nodes in the node table.
     pub fn prefix(&self) -> Vec<u8> {
         match self {
@@ -261,7 +267,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         TrieUpdate {
             src,
             prefix: owner.prefix(),
-            store_leaves: owner != Owner::Accounts,
+            store_leaves: owner.stores_leaves(),
             overlay: Default::default(),
         }
     }
@@ -628,8 +634,9 @@ fn read_node<S: NodeSource>(
 /// The RLP of the nodes from the root to `key` (an account or storage proof).
 pub fn proof<S: NodeSource>(src: &S, owner: Owner, key: &B256) -> Result<Vec<Vec<u8>>> {
     let prefix = owner.prefix();
-    let store_leaves = owner != Owner::Accounts;
-    walk_proof(key, |path| read_node(src, &prefix, store_leaves, path))
+    walk_proof(key, |path| {
+        read_node(src, &prefix, owner.stores_leaves(), path)
+    })
 }
 
 /// The proof walk over any way of reading the node at a path.
@@ -779,6 +786,19 @@ mod tests {
         }
     }
 
+    /// Remove every key of `model` from `owner`'s trie: the empty root, and no nodes left
+    /// behind.
+    fn delete_every_key(mem: &mut Mem, model: &BTreeMap<B256, Vec<u8>>, owner: Owner) {
+        let mut up = TrieUpdate::new(&*mem, owner);
+        for k in model.keys() {
+            up.set(k, None).expect("delete");
+        }
+        assert_eq!(up.root().expect("root"), EMPTY_ROOT_HASH);
+        let writes = up.into_writes();
+        mem.apply(writes);
+        assert!(mem.0.is_empty(), "{} nodes left", mem.0.len());
+    }
+
     #[test]
     fn incremental_roots_match_a_full_rebuild() {
         let mut mem = Mem::default();
@@ -794,26 +814,9 @@ mod tests {
             });
             let root = up.root().expect("root");
             assert_eq!(root, reference_root(&model), "round {round}");
-            for (k, v) in up.into_writes() {
-                match v {
-                    Some(v) => mem.0.insert(k, v),
-                    None => mem.0.remove(&k),
-                };
-            }
+            mem.apply(up.into_writes());
         }
-        // Everything removed: the empty root, and no nodes left behind.
-        let mut up = TrieUpdate::new(&mem, Owner::Storage(B256::ZERO));
-        for k in model.keys() {
-            up.set(k, None).expect("delete");
-        }
-        assert_eq!(up.root().expect("root"), EMPTY_ROOT_HASH);
-        for (k, v) in up.into_writes() {
-            match v {
-                Some(v) => mem.0.insert(k, v),
-                None => mem.0.remove(&k),
-            };
-        }
-        assert!(mem.0.is_empty(), "{} nodes left", mem.0.len());
+        delete_every_key(&mut mem, &model, Owner::Storage(B256::ZERO));
     }
 
     #[test]
@@ -950,12 +953,6 @@ mod tests {
             }
         }
         assert!(mem.account_leaves() < stored_before);
-        let mut up = TrieUpdate::new(&mem, Owner::Accounts);
-        for k in model.keys() {
-            up.set(k, None).expect("delete");
-        }
-        assert_eq!(up.root().expect("root"), EMPTY_ROOT_HASH);
-        mem.apply(up.into_writes());
-        assert!(mem.0.is_empty(), "{} nodes left", mem.0.len());
+        delete_every_key(&mut mem, &model, Owner::Accounts);
     }
 }
