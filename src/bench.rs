@@ -266,34 +266,55 @@ async fn send(rpc: &Rpc, raw: &Bytes, refused: &AtomicU64) -> anyhow::Result<boo
     bail!("the pool stayed full for a minute")
 }
 
-/// Send signed transactions as one JSON-RPC batch; the ones the pool could not take yet are
-/// sent again (one by one) until it drains.
+/// Send signed transactions as one JSON-RPC batch; the ones a full pool turned away are sent
+/// again, together, once blocks have drained it (one request per retry, as a wallet batching
+/// its submissions would, rather than one request per transaction).
 async fn send_batch(rpc: &Rpc, raws: &[Bytes], refused: &AtomicU64) -> anyhow::Result<()> {
-    let body: Vec<Value> = raws
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
-                   "params": [alloy_primitives::hex::encode_prefixed(r)]})
-        })
-        .collect();
-    let answers: Value = rpc
-        .http
-        .post(format!("{}/rpc", rpc.url))
-        .json(&body)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let answers = answers
-        .as_array()
-        .ok_or_else(|| anyhow!("the batch answer is not a list: {answers}"))?;
-    for (raw, a) in raws.iter().zip(answers) {
-        if a.get("error").is_some() && !send(rpc, raw, refused).await? {
-            continue;
+    let mut pending: Vec<&Bytes> = raws.iter().collect();
+    for attempt in 0..12_000 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let body: Vec<Value> = pending
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
+                       "params": [alloy_primitives::hex::encode_prefixed(r)]})
+            })
+            .collect();
+        let answers: Value = rpc
+            .http
+            .post(format!("{}/rpc", rpc.url))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let answers = answers
+            .as_array()
+            .ok_or_else(|| anyhow!("the batch answer is not a list: {answers}"))?;
+        if answers.len() != pending.len() {
+            bail!("{} answers to a batch of {}", answers.len(), pending.len());
+        }
+        let mut again = Vec::new();
+        for (raw, a) in pending.iter().zip(answers) {
+            let Some(e) = a.get("error") else { continue };
+            let m = e["message"].as_str().unwrap_or_default();
+            // Back-pressure: the pool (or this sender's share of it) is full; blocks drain it.
+            if m.contains("txpool is full") || m.contains("nonce too high") {
+                again.push(*raw);
+            } else if !m.contains("already known") {
+                refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "the node refused a bench transaction");
+            }
+        }
+        if again.is_empty() {
+            return Ok(());
+        }
+        pending = again;
     }
-    Ok(())
+    bail!("the pool stayed full for a minute")
 }
 
 /// Fund `senders` from the ten dev accounts, in waves the pool takes.

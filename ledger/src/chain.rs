@@ -1034,18 +1034,17 @@ impl Ledger {
         let r = self.db.begin_read()?;
         let view = StateView::new(&r)?;
         let mut stale = Vec::new();
-        let mut pool = self.lock_pool();
         for (hash, raw) in entries {
+            // `check_tx` looks at the pool itself, so the lock is taken per entry.
             match self.check_tx(&raw, &view) {
                 Ok((tx, state_nonce)) => {
-                    if pool.insert(tx, state_nonce).is_err() {
+                    if self.lock_pool().insert(tx, state_nonce).is_err() {
                         stale.push(hash);
                     }
                 }
                 Err(_) => stale.push(hash),
             }
         }
-        drop(pool);
         drop(r);
         self.forget_pooled(&stale, Durability::Immediate)
     }
@@ -1103,6 +1102,13 @@ impl Ledger {
             Some(c) if c == want => {}
             have => return Err(TxError::WrongChain { have, want }.into()),
         }
+        let max_fee = tx.max_fee_per_gas();
+        let tip = tx.max_priority_fee_per_gas().unwrap_or(max_fee);
+        // An overloaded node turns away what a full pool could not take before paying for
+        // the sender's recovery, the bulk of a submission's cost.
+        if self.lock_pool().refuses(tip) {
+            return Err(TxError::PoolFull.into());
+        }
         let sender = alloy_consensus::transaction::SignerRecoverable::recover_signer(&tx)
             .map_err(|e| TxError::BadSignature(e.to_string()))?;
         let gas_limit = tx.gas_limit();
@@ -1122,8 +1128,6 @@ impl Ledger {
             }
             .into());
         }
-        let max_fee = tx.max_fee_per_gas();
-        let tip = tx.max_priority_fee_per_gas().unwrap_or(max_fee);
         if tip > max_fee {
             return Err(TxError::TipAboveFeeCap.into());
         }

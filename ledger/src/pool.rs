@@ -66,6 +66,11 @@ impl PoolTx {
     }
 }
 
+/// The least a replacement of a fee `v` must pay.
+fn bump(v: u128, percent: u128) -> u128 {
+    v.saturating_mul(100 + percent) / 100
+}
+
 /// What an insert did besides adding the transaction.
 #[derive(Debug, Default)]
 pub struct Inserted {
@@ -76,11 +81,14 @@ pub struct Inserted {
 }
 
 /// The pool.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Pool {
     cfg: PoolConfig,
     by_sender: HashMap<Address, BTreeMap<u64, Arc<PoolTx>>>,
     by_hash: HashMap<B256, Arc<PoolTx>>,
+    /// How many pooled transactions pay each tip: the lowest one says, before a submission's
+    /// sender is recovered, whether a full pool could take it at all.
+    tips: BTreeMap<u128, usize>,
     seq: u64,
 }
 
@@ -145,14 +153,16 @@ impl Pool {
         self.seq += 1;
         tx.seq = self.seq;
         let mut out = Inserted::default();
+        let pct = self.cfg.price_bump_percent;
         let queue = self.by_sender.entry(tx.sender).or_default();
         if let Some(old) = queue.get(&tx.nonce) {
-            let bump = |v: u128| v.saturating_mul(100 + self.cfg.price_bump_percent) / 100;
-            if tx.max_fee < bump(old.max_fee) || tx.tip < bump(old.tip) {
+            if tx.max_fee < bump(old.max_fee, pct) || tx.tip < bump(old.tip, pct) {
                 return Err(TxError::ReplacementUnderpriced);
             }
             out.replaced = Some(old.hash);
+            let old_tip = old.tip;
             self.by_hash.remove(&old.hash);
+            self.forget_tip(old_tip);
         } else if queue.len() >= self.cfg.per_sender {
             return Err(TxError::PoolFull);
         }
@@ -174,6 +184,7 @@ impl Pool {
             }
         }
         let tx = Arc::new(tx);
+        *self.tips.entry(tx.tip).or_default() += 1;
         self.by_hash.insert(tx.hash, tx.clone());
         self.by_sender
             .entry(tx.sender)
@@ -185,6 +196,7 @@ impl Pool {
     /// Remove a transaction (mined, dropped or evicted).
     pub fn remove(&mut self, hash: &B256) -> Option<Arc<PoolTx>> {
         let tx = self.by_hash.remove(hash)?;
+        self.forget_tip(tx.tip);
         if let Some(q) = self.by_sender.get_mut(&tx.sender) {
             if q.get(&tx.nonce).is_some_and(|t| t.hash == *hash) {
                 q.remove(&tx.nonce);
@@ -194,6 +206,29 @@ impl Pool {
             }
         }
         Some(tx)
+    }
+
+    fn forget_tip(&mut self, tip: u128) {
+        if let std::collections::btree_map::Entry::Occupied(mut e) = self.tips.entry(tip) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    /// Whether the pool is full and a transaction paying `tip` could neither evict one (that
+    /// needs a lower tip than its own) nor replace one (that needs the bump over the old
+    /// tip): [`Pool::insert`] would refuse it whoever sent it. Checked before the costly
+    /// sender recovery, so an overloaded node turns submissions away cheaply.
+    pub fn refuses(&self, tip: u128) -> bool {
+        if self.by_hash.len() < self.cfg.total {
+            return false;
+        }
+        let Some((&lowest, _)) = self.tips.first_key_value() else {
+            return false;
+        };
+        tip <= lowest && tip < bump(lowest, self.cfg.price_bump_percent)
     }
 
     /// Drop every transaction of `sender` below `state_nonce` (mined by someone else's
@@ -355,5 +390,41 @@ mod tests {
             p.insert(tx(4, 9, 100, 7), 0).expect_err("far ahead"),
             TxError::NonceTooHigh { state: 0, tx: 9 }
         );
+    }
+
+    #[test]
+    fn a_full_pool_refuses_before_recovery_only_what_insert_would_refuse() {
+        let cfg = PoolConfig {
+            per_sender: 4,
+            total: 4,
+            price_bump_percent: 10,
+        };
+        let mut p = Pool::new(cfg);
+        assert!(!p.refuses(0), "an empty pool takes anything");
+        for (s, tip) in [(1, 20), (1, 30), (2, 25), (3, 40)] {
+            let nonce = p.pending_nonce(&Address::repeat_byte(s), 0);
+            p.insert(tx(s, nonce, 100, tip), 0).expect("room");
+        }
+        assert!(p.refuses(20) && p.refuses(5));
+        assert!(!p.refuses(21), "a higher tip evicts the cheapest");
+        // Whatever the sender and nonce, what `refuses` turns away `insert` refuses too.
+        for tip in 0..45 {
+            if !p.refuses(tip) {
+                continue;
+            }
+            for s in 1..5u8 {
+                for nonce in 0..3 {
+                    assert!(p.clone().insert(tx(s, nonce, 200, tip), 0).is_err());
+                }
+            }
+        }
+        // Removing and replacing keep the lowest tip right.
+        let cheapest = p.all().into_iter().find(|t| t.tip == 20).expect("tip 20");
+        p.remove(&cheapest.hash);
+        assert!(!p.refuses(20), "room again");
+        p.insert(tx(2, 1, 100, 22), 0).expect("refill");
+        assert!(p.refuses(22) && !p.refuses(23));
+        p.insert(tx(2, 1, 110, 25), 0).expect("replaced by a bump");
+        assert!(p.refuses(25) && !p.refuses(26));
     }
 }
