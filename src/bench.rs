@@ -267,14 +267,16 @@ async fn send(rpc: &Rpc, raw: &Bytes, refused: &AtomicU64) -> anyhow::Result<boo
 }
 
 /// Send signed transactions as one JSON-RPC batch; the ones a full pool turned away are sent
-/// again, together, once blocks have drained it (one request per retry, as a wallet batching
-/// its submissions would, rather than one request per transaction).
+/// again, together, once blocks have drained it: one request per retry, as a wallet batching
+/// its submissions would, and backing off while none get in, so a load that outruns the
+/// node does not spend the node's CPU on turning it away.
 async fn send_batch(rpc: &Rpc, raws: &[Bytes], refused: &AtomicU64) -> anyhow::Result<()> {
+    const FIRST_WAIT: Duration = Duration::from_millis(10);
     let mut pending: Vec<&Bytes> = raws.iter().collect();
-    for attempt in 0..12_000 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    let mut wait = Duration::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        tokio::time::sleep(wait).await;
         let body: Vec<Value> = pending
             .iter()
             .enumerate()
@@ -312,9 +314,14 @@ async fn send_batch(rpc: &Rpc, raws: &[Bytes], refused: &AtomicU64) -> anyhow::R
         if again.is_empty() {
             return Ok(());
         }
+        wait = if again.len() == pending.len() {
+            (wait * 2).clamp(FIRST_WAIT, Duration::from_millis(160))
+        } else {
+            FIRST_WAIT
+        };
         pending = again;
     }
-    bail!("the pool stayed full for a minute")
+    bail!("the pool stayed full for two minutes")
 }
 
 /// Fund `senders` from the ten dev accounts, in waves the pool takes.

@@ -33,7 +33,7 @@ use crate::exec::{self, BlockParams};
 use crate::genesis::{self, GenesisConfig};
 use crate::pool::{Pool, PoolConfig, PoolTx};
 use crate::trie::{self, NodeSource, Owner, TrieUpdate};
-use crate::wal::{Wal, WalRecord};
+use crate::wal::{PoolLog, PoolRecord, Wal, WalRecord};
 
 /// The most changed keys (accounts, and slots of the account asked about) a proof at an
 /// older block puts back; older blocks are refused rather than kept waiting.
@@ -282,9 +282,6 @@ pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 /// The chain.
 pub struct Ledger {
     db: Database,
-    /// The pool journal, in a file of its own (`ledger.pool.redb` beside `ledger.redb`): redb
-    /// has one writer per file, and submitters must not wait for a block's commit.
-    pool_db: Database,
     genesis: GenesisConfig,
     pool: Mutex<Pool>,
     head: RwLock<Head>,
@@ -294,8 +291,9 @@ pub struct Ledger {
     sealing: Mutex<()>,
     /// Pool writes waiting for their group commit.
     journal: Mutex<Journal>,
-    /// Held by the submitter that commits a group.
-    journal_writer: Mutex<()>,
+    /// The pool journal (`ledger.pool.log`, see [`crate::wal`]), held by the submitter that
+    /// commits a group. A file of its own: submitters never wait for a block's commit.
+    journal_writer: Mutex<PoolLog>,
     /// The block log and when redb last committed durably.
     wal: Mutex<WalState>,
     /// How long blocks may stay durable through the log alone (ms).
@@ -450,6 +448,9 @@ struct WalState {
 struct Journal {
     /// (hash, raw bytes, pool entries it replaced or evicted).
     entries: Vec<(B256, Bytes, Vec<B256>)>,
+    /// Pool entries the sequencer dropped as no longer valid, written with the next group
+    /// (without waiting for it: one a crash brings back is dropped again on reload).
+    gone: Vec<B256>,
     /// Tickets handed out (the newest entry's).
     issued: u64,
     /// Every ticket up to this one is durable.
@@ -630,10 +631,19 @@ impl Drop for Ledger {
     }
 }
 
-/// The pool journal's file beside the ledger's: `ledger.redb` → `ledger.pool.redb`.
+/// The pool journal's file beside the ledger's: `ledger.redb` → `ledger.pool.log`.
 fn pool_path(ledger: &Path) -> std::path::PathBuf {
+    ledger.with_extension("pool.log")
+}
+
+/// Where versions before the journal kept the pool: `ledger.pool.redb`.
+fn legacy_pool_path(ledger: &Path) -> std::path::PathBuf {
     ledger.with_extension("pool.redb")
 }
+
+/// The pool journal is rewritten as one record of what is pending once it grows past this.
+/// Reload reads it whole, skipping mined entries with one index lookup each.
+const POOL_LOG_MAX_BYTES: u64 = 8 << 20;
 
 fn decode_tx(raw: &[u8]) -> Result<OpTxEnvelope> {
     OpTxEnvelope::decode_2718_exact(raw).map_err(|e| Error::Corrupt(format!("stored tx: {e}")))
@@ -678,19 +688,18 @@ impl Ledger {
         Self::mark_history_start(&db)?;
         Self::backfill_account_txs(&db)?;
         let head = Self::read_head(&db)?;
-        let pool_db = Database::create(pool_path(path))?;
-        Self::move_pool(&db, &pool_db)?;
+        let (mut pool_log, mut pooled) = PoolLog::open(&pool_path(path))?;
+        pooled.extend(Self::move_pool(&db, path, &mut pool_log)?);
         let (log, logged) = Wal::open(&path.with_extension("wal"))?;
         let ledger = Ledger {
             db,
-            pool_db,
             genesis,
             pool: Mutex::new(Pool::new(cfg.pool)),
             head: RwLock::new(head),
             wake: (Mutex::new(0), Condvar::new()),
             sealing: Mutex::new(()),
             journal: Mutex::new(Journal::default()),
-            journal_writer: Mutex::new(()),
+            journal_writer: Mutex::new(pool_log),
             wal: Mutex::new(WalState {
                 log,
                 last_durable: std::time::Instant::now(),
@@ -699,7 +708,7 @@ impl Ledger {
             nodes: RwLock::new(NodeOverlay::new()),
         };
         ledger.replay(logged)?;
-        ledger.reload_pool()?;
+        ledger.reload_pool(pooled)?;
         Ok(ledger)
     }
 
@@ -994,78 +1003,130 @@ impl Ledger {
         self.wal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Databases made before the pool had its own file kept it in `ledger.redb`: copy those
-    /// entries over, then drop the old table (a crash between the two commits copies again).
-    fn move_pool(db: &Database, pool_db: &Database) -> Result<()> {
-        let r = db.begin_read()?;
-        let Some(t) = open_ro(&r, POOL)? else {
-            return Ok(());
-        };
-        let w = pool_db.begin_write()?;
-        {
-            let mut p = w.open_table(POOL)?;
-            for e in t.iter()? {
-                let (k, v) = e?;
-                p.insert(k.value(), v.value())?;
-            }
-        }
-        w.commit()?;
-        drop(t);
-        drop(r);
-        let w = db.begin_write()?;
-        w.delete_table(POOL)?;
-        w.commit()?;
-        Ok(())
-    }
-
-    fn reload_pool(&self) -> Result<()> {
-        let entries = {
-            let r = self.pool_db.begin_read()?;
+    /// Pending transactions that older versions kept in redb — in `ledger.redb`'s `pool`
+    /// table, later in `ledger.pool.redb` — are appended to the journal, then the table and
+    /// the file go (a crash in between appends them again; reload takes each hash once).
+    fn move_pool(db: &Database, path: &Path, log: &mut PoolLog) -> Result<Option<PoolRecord>> {
+        let read = |db: &Database| -> Result<Option<Vec<Vec<u8>>>> {
+            let r = db.begin_read()?;
             let Some(t) = open_ro(&r, POOL)? else {
-                return Ok(());
+                return Ok(None);
             };
-            let mut entries = Vec::new();
+            let mut raws = Vec::new();
             for e in t.iter()? {
-                let (k, v) = e?;
-                entries.push((B256::from(k.value()), v.value().to_vec()));
+                raws.push(e?.1.value().to_vec());
             }
-            entries
+            Ok(Some(raws))
         };
-        let r = self.db.begin_read()?;
-        let view = StateView::new(&r)?;
-        let mut stale = Vec::new();
-        for (hash, raw) in entries {
-            // `check_tx` looks at the pool itself, so the lock is taken per entry.
-            match self.check_tx(&raw, &view) {
-                Ok((tx, state_nonce)) => {
-                    if self.lock_pool().insert(tx, state_nonce).is_err() {
-                        stale.push(hash);
-                    }
-                }
-                Err(_) => stale.push(hash),
-            }
+        let in_ledger = read(db)?;
+        let old_file = legacy_pool_path(path);
+        let in_file = if old_file.exists() {
+            read(&Database::open(&old_file)?)?.or_else(|| Some(Vec::new()))
+        } else {
+            None
+        };
+        if in_ledger.is_none() && in_file.is_none() {
+            return Ok(None);
         }
-        drop(r);
-        self.forget_pooled(&stale, Durability::Immediate)
+        let added: Vec<Vec<u8>> = in_ledger
+            .iter()
+            .chain(&in_file)
+            .flatten()
+            .cloned()
+            .collect();
+        let record = PoolRecord {
+            added,
+            gone: Vec::new(),
+        };
+        if !record.added.is_empty() {
+            log.append(&record)?;
+        }
+        if in_ledger.is_some() {
+            let w = db.begin_write()?;
+            w.delete_table(POOL)?;
+            w.commit()?;
+        }
+        if in_file.is_some() {
+            std::fs::remove_file(&old_file)
+                .map_err(|e| Error::Db(format!("removing {}: {e}", old_file.display())))?;
+        }
+        Ok(Some(record))
     }
 
-    /// Remove transactions from the pool journal. After a block, `Durability::None` is
-    /// enough: an entry a crash brings back is mined or invalid, and the reload drops it.
-    fn forget_pooled(&self, hashes: &[B256], durability: Durability) -> Result<()> {
-        if hashes.is_empty() {
+    /// Put back the journaled pool: what was added and has not left since, in arrival order,
+    /// less what the chain already holds and what is no longer valid; then start the journal
+    /// over from what is pending.
+    fn reload_pool(&self, records: Vec<PoolRecord>) -> Result<()> {
+        if records.is_empty() {
             return Ok(());
         }
-        let mut w = self.pool_db.begin_write()?;
-        w.set_durability(durability)
-            .map_err(|e| Error::Db(e.to_string()))?;
-        {
-            let mut t = w.open_table(POOL)?;
-            for h in hashes {
-                t.remove(h.0)?;
+        let mut live: std::collections::HashMap<B256, (usize, Vec<u8>)> =
+            std::collections::HashMap::new();
+        let mut seq = 0usize;
+        for r in records {
+            // Within a group, what left is applied first: an entry that replaced one from the
+            // same group comes back with it, and the reload's own insert replaces it again;
+            // nothing acknowledged is lost.
+            for g in &r.gone {
+                live.remove(g);
+            }
+            for raw in r.added {
+                live.insert(keccak256(&raw), (seq, raw));
+                seq += 1;
             }
         }
-        w.commit()?;
-        Ok(())
+        let mut entries: Vec<(B256, (usize, Vec<u8>))> = live.into_iter().collect();
+        entries.sort_unstable_by_key(|(_, (n, _))| *n);
+        let r = self.db.begin_read()?;
+        let mined = open_ro(&r, TX_INDEX)?;
+        let view = StateView::new(&r)?;
+        for (hash, (_, raw)) in entries {
+            if let Some(t) = &mined
+                && t.get(hash.0)?.is_some()
+            {
+                continue;
+            }
+            // `check_tx` looks at the pool itself, so the lock is taken per entry.
+            if let Ok((tx, state_nonce)) = self.check_tx(&raw, &view) {
+                let _ = self.lock_pool().insert(tx, state_nonce);
+            }
+        }
+        drop(view);
+        drop(mined);
+        drop(r);
+        let mut log = self.lock_pool_log();
+        self.compact_pool_log(&mut log)
+    }
+
+    /// Rewrite the pool journal as one record of the pooled transactions, oldest first.
+    fn compact_pool_log(&self, log: &mut PoolLog) -> Result<()> {
+        let mut pending = self.lock_pool().all();
+        pending.sort_unstable_by_key(|t| t.seq);
+        let added: Vec<Vec<u8>> = pending.iter().map(|t| t.raw.to_vec()).collect();
+        let records = if added.is_empty() {
+            Vec::new()
+        } else {
+            vec![PoolRecord {
+                added,
+                gone: Vec::new(),
+            }]
+        };
+        log.rewrite(&records)
+    }
+
+    fn lock_pool_log(&self) -> std::sync::MutexGuard<'_, PoolLog> {
+        // A failed append truncates its partial record, so the log stays whole.
+        self.journal_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Note pool entries that left other than by being mined, for the next group commit.
+    /// Mined ones are not written: reload skips what the chain holds.
+    fn forget_pooled(&self, hashes: Vec<B256>) {
+        if !hashes.is_empty() {
+            self.lock_journal().gone.extend(hashes);
+        }
     }
 
     fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
@@ -1085,6 +1146,15 @@ impl Ledger {
 
     /// Validate a raw transaction against the state; returns it ready for the pool.
     fn check_tx(&self, raw: &[u8], view: &StateView) -> Result<(PoolTx, u64)> {
+        let tx = self.decode_submitted(raw)?;
+        self.check_decoded(raw, tx, view)
+    }
+
+    /// The checks that need neither the state nor the sender: size, encoding, type, chain,
+    /// and whether a full pool could take it at all. An overloaded node turns a submission
+    /// away here, before opening a read snapshot or recovering the sender (the bulk of a
+    /// submission's cost).
+    fn decode_submitted(&self, raw: &[u8]) -> Result<OpTxEnvelope> {
         if raw.len() > MAX_TX_BYTES {
             return Err(TxError::Oversized {
                 size: raw.len(),
@@ -1103,12 +1173,24 @@ impl Ledger {
             have => return Err(TxError::WrongChain { have, want }.into()),
         }
         let max_fee = tx.max_fee_per_gas();
-        let tip = tx.max_priority_fee_per_gas().unwrap_or(max_fee);
-        // An overloaded node turns away what a full pool could not take before paying for
-        // the sender's recovery, the bulk of a submission's cost.
-        if self.lock_pool().refuses(tip) {
+        if self
+            .lock_pool()
+            .refuses(tx.max_priority_fee_per_gas().unwrap_or(max_fee))
+        {
             return Err(TxError::PoolFull.into());
         }
+        Ok(tx)
+    }
+
+    /// The rest of [`Ledger::check_tx`], on a transaction `decode_submitted` passed.
+    fn check_decoded(
+        &self,
+        raw: &[u8],
+        tx: OpTxEnvelope,
+        view: &StateView,
+    ) -> Result<(PoolTx, u64)> {
+        let max_fee = tx.max_fee_per_gas();
+        let tip = tx.max_priority_fee_per_gas().unwrap_or(max_fee);
         let sender = alloy_consensus::transaction::SignerRecoverable::recover_signer(&tx)
             .map_err(|e| TxError::BadSignature(e.to_string()))?;
         let gas_limit = tx.gas_limit();
@@ -1169,6 +1251,7 @@ impl Ledger {
 
     /// eth_sendRawTransaction: validate, add to the pool, persist; returns the hash.
     pub fn submit_raw(&self, raw: &[u8]) -> Result<B256> {
+        let tx = self.decode_submitted(raw)?;
         let r = self.db.begin_read()?;
         if let Some(t) = open_ro(&r, TX_INDEX)?
             && t.get(keccak256(raw).0)?.is_some()
@@ -1179,7 +1262,7 @@ impl Ledger {
         // Decoding and recovering the sender (most of the work) need no lock: concurrent
         // submissions recover in parallel, and the sequencer never waits behind them for the
         // pool. The state nonce is the read snapshot's either way.
-        let (tx, state_nonce) = self.check_tx(raw, &view)?;
+        let (tx, state_nonce) = self.check_decoded(raw, tx, &view)?;
         let hash = tx.hash;
         let inserted = self.lock_pool().insert(tx, state_nonce)?;
         drop(view);
@@ -1204,11 +1287,8 @@ impl Ledger {
             j.entries.push((hash, raw, gone));
             j.issued
         };
-        let _writer = self
-            .journal_writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let (batch, lo, hi) = {
+        let mut log = self.lock_pool_log();
+        let (batch, gone, lo, hi) = {
             let mut j = self.lock_journal();
             if let Some((flo, fhi, why)) = &j.failed
                 && (*flo..=*fhi).contains(&ticket)
@@ -1218,22 +1298,28 @@ impl Ledger {
             if j.durable >= ticket {
                 return Ok(());
             }
-            (std::mem::take(&mut j.entries), j.durable + 1, j.issued)
+            (
+                std::mem::take(&mut j.entries),
+                std::mem::take(&mut j.gone),
+                j.durable + 1,
+                j.issued,
+            )
         };
-        let written = (|| -> Result<()> {
-            let w = self.pool_db.begin_write()?;
-            {
-                let mut t = w.open_table(POOL)?;
-                for (h, raw, gone) in &batch {
-                    t.insert(h.0, raw.as_ref())?;
-                    for g in gone {
-                        t.remove(g.0)?;
-                    }
-                }
+        let mut record = PoolRecord {
+            added: Vec::with_capacity(batch.len()),
+            gone,
+        };
+        for (_, raw, gone) in batch {
+            record.added.push(raw.to_vec());
+            record.gone.extend(gone);
+        }
+        let written = log.append(&record);
+        if written.is_ok() && log.len() > POOL_LOG_MAX_BYTES {
+            // The group is durable already; a failed rewrite leaves the longer log.
+            if let Err(e) = self.compact_pool_log(&mut log) {
+                tracing::warn!(error = %e, "rewriting the pool journal failed");
             }
-            w.commit()?;
-            Ok(())
-        })();
+        }
         let mut j = self.lock_journal();
         match written {
             Ok(()) => {
@@ -1678,10 +1764,10 @@ impl Ledger {
             header: header.clone(),
             hash,
         };
-        let mut forget: Vec<B256> = mined.iter().chain(&dropped).copied().collect();
+        let mut forget: Vec<B256> = dropped.clone();
         {
             let mut pool = self.lock_pool();
-            for h in &forget {
+            for h in mined.iter().chain(&dropped) {
                 pool.remove(h);
             }
             // Replacements of mined nonces can no longer run.
@@ -1696,7 +1782,7 @@ impl Ledger {
                 }
             }
         }
-        self.forget_pooled(&forget, Durability::None)?;
+        self.forget_pooled(forget);
         Ok(Sealed {
             payload,
             header,

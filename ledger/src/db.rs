@@ -3,8 +3,9 @@
 //!
 //! The ledger has its own redb file (`DATA_DIR/ledger.redb`): the sequencer is its only
 //! writer, one write transaction per sealed block, so block production never waits on the
-//! datanet store's group commits. The pool journal has a file of its own
-//! (`ledger.pool.redb`), so `eth_sendRawTransaction` never waits on a block's commit.
+//! datanet store's group commits. Pending transactions are journaled in a log of their own
+//! (`ledger.pool.log`, see [`crate::wal`]), so `eth_sendRawTransaction` never waits on a
+//! block's commit.
 //!
 //! **Durability.** A block's transaction commits without an fsync; the block is durable
 //! once its payload is fsynced in the block log (`ledger.wal`, see [`crate::wal`]). Every
@@ -44,7 +45,7 @@
 //! | `storage_history` | (keccak(address), keccak(slot), number) | the slot's value before block `number` changed it (zero: absent) |
 //! | `block_changes` | number | postcard list of (keccak(address), [keccak(slot)]) whose prior values the block's change sets hold |
 //! | `account_txs` | (address, number, index) | () — transactions an address sent, received or created |
-//! | `pool` (in `ledger.pool.redb`) | tx hash | raw signed transaction (pending, survives restart) |
+//! | `pool` | tx hash | raw signed transaction: only in ledgers of older versions, moved to the pool journal on open |
 //! | `deposits` | queue number | postcard [`crate::DepositRequest`] (dev L1 queue) |
 //! | `supply` | name | U256 BE (`minted` by deposits) |
 

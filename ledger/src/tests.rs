@@ -1007,28 +1007,43 @@ fn a_ledger_from_before_change_sets_refuses_older_blocks() {
     assert_eq!(l.account(&to).expect("head").balance, U256::from(2 * OPEN));
 }
 
-#[test]
-fn a_pool_kept_in_the_ledger_file_moves_to_its_own_file() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let raw = sign(0, Tx::default());
-    let hash = {
-        let l = open(dir.path());
-        l.submit_raw(&raw).expect("tx")
-    };
-    // What an older version left: the pending transaction in `ledger.redb`, no pool file.
-    std::fs::remove_file(dir.path().join("ledger.pool.redb")).expect("rm pool file");
+/// What older versions left: pending transactions in a redb `pool` table.
+fn put_legacy_pool(file: &std::path::Path, entries: &[(B256, &[u8])]) {
+    let db = redb::Database::create(file).expect("db");
+    let w = db.begin_write().expect("w");
     {
-        let db = redb::Database::open(dir.path().join("ledger.redb")).expect("db");
-        let w = db.begin_write().expect("w");
-        w.open_table(crate::db::POOL)
-            .expect("pool")
-            .insert(hash.0, raw.as_slice())
-            .expect("insert");
-        w.commit().expect("commit");
+        let mut t = w.open_table(crate::db::POOL).expect("pool");
+        for (h, raw) in entries {
+            t.insert(h.0, *raw).expect("insert");
+        }
     }
+    w.commit().expect("commit");
+}
+
+#[test]
+fn a_pool_kept_by_older_versions_in_redb_moves_to_the_journal() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b) = (
+        sign(0, Tx::default()),
+        sign(
+            0,
+            Tx {
+                nonce: 1,
+                ..Default::default()
+            },
+        ),
+    );
+    drop(open(dir.path()));
+    // The oldest versions kept it in `ledger.redb`, later ones in `ledger.pool.redb`.
+    put_legacy_pool(&dir.path().join("ledger.redb"), &[(keccak256(&a), &a)]);
+    put_legacy_pool(&dir.path().join("ledger.pool.redb"), &[(keccak256(&b), &b)]);
     let l = open(dir.path());
-    assert_eq!(l.pool_len(), 1, "the old entry is pending again");
+    assert_eq!(l.pool_len(), 2, "both old entries are pending again");
     drop(l);
+    assert!(
+        !dir.path().join("ledger.pool.redb").exists(),
+        "the old file is gone"
+    );
     let db = redb::Database::open(dir.path().join("ledger.redb")).expect("db");
     let r = redb::ReadableDatabase::begin_read(&db).expect("r");
     assert!(
@@ -1041,9 +1056,73 @@ fn a_pool_kept_in_the_ledger_file_moves_to_its_own_file() {
     drop(r);
     drop(db);
     let l = open(dir.path());
+    assert_eq!(l.pool_len(), 2, "kept by the journal alone");
     seal_checked(&l);
-    assert!(l.receipt(&hash).expect("receipt").is_some());
+    assert!(l.receipt(&keccak256(&b)).expect("receipt").is_some());
     assert_eq!(l.pool_len(), 0);
+}
+
+#[test]
+fn the_pool_journal_keeps_what_is_pending_and_starts_over_on_reopen() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let journal = dir.path().join("ledger.pool.log");
+    let tx = |nonce: u64, tip: u128| {
+        sign(
+            0,
+            Tx {
+                nonce,
+                tip,
+                ..Default::default()
+            },
+        )
+    };
+    let (mined, replaced, replacement, queued) = (
+        tx(0, 1_000_000),
+        tx(1, 1_000_000),
+        sign(
+            0,
+            Tx {
+                nonce: 1,
+                tip: 2_000_000,
+                max_fee: 11_000_000_000,
+                ..Default::default()
+            },
+        ),
+        tx(2, 1_000_000),
+    );
+    let pending = |l: &Ledger, raw: &[u8]| {
+        l.transaction(&keccak256(raw))
+            .expect("lookup")
+            .is_some_and(|t| t.block.is_none())
+    };
+    {
+        let l = open(dir.path());
+        l.submit_raw(&mined).expect("tx 0");
+        seal_checked(&l);
+        for raw in [&replaced, &replacement, &queued] {
+            l.submit_raw(raw).expect("pending");
+        }
+        assert_eq!(l.pool_len(), 2);
+    }
+    let grown = std::fs::metadata(&journal).expect("journal").len();
+    let l = open(dir.path());
+    assert_eq!(l.pool_len(), 2, "the replacement and the queued one");
+    assert!(pending(&l, &replacement) && pending(&l, &queued));
+    assert!(!pending(&l, &replaced), "replaced stays gone");
+    assert!(!pending(&l, &mined), "mined is not pending");
+    let compacted = std::fs::metadata(&journal).expect("journal").len();
+    assert!(
+        compacted < grown,
+        "{compacted} bytes after reopen, {grown} before"
+    );
+    seal_checked(&l);
+    assert_eq!(l.pool_len(), 0);
+    drop(l);
+    assert_eq!(
+        open(dir.path()).pool_len(),
+        0,
+        "mined entries do not come back"
+    );
 }
 
 #[test]
@@ -1099,7 +1178,7 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
     );
     // A crash now: what is on disk is the files as they are, with redb's last durable
     // commit (the deposit's) one block behind the head.
-    for f in ["ledger.redb", "ledger.wal", "ledger.pool.redb"] {
+    for f in ["ledger.redb", "ledger.wal", "ledger.pool.log"] {
         std::fs::copy(dir.path().join(f), crashed.path().join(f)).expect("copy");
     }
     {

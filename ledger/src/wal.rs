@@ -1,25 +1,35 @@
-//! The block log: what makes a sealed block durable between state checkpoints.
+//! Append-only logs of checksummed records: the block log, and the pool journal.
 //!
-//! Writing a block's state to redb durably costs an fsync of every page it dirtied (tens of
-//! megabytes of random pages at a million accounts), which was most of a block's time. So a
-//! block is committed to redb without an fsync (`Durability::None`), and what it takes to
-//! execute it again — the [`BlockPayload`] and the deposit-queue entries it consumed — is
-//! appended here and fsynced first: one small sequential write. Every
+//! **The block log** (`ledger.wal`) is what makes a sealed block durable between state
+//! checkpoints. Writing a block's state to redb durably costs an fsync of every page it
+//! dirtied (tens of megabytes of random pages at a million accounts), which was most of a
+//! block's time. So a block is committed to redb without an fsync (`Durability::None`), and
+//! what it takes to execute it again — the [`BlockPayload`] and the deposit-queue entries it
+//! consumed — is appended here and fsynced first: one small sequential write. Every
 //! [`crate::chain::CHECKPOINT_EVERY`] the ledger commits durably and empties this file.
 //! After a crash, redb opens at its last durable commit and the blocks logged since are
 //! executed again; each must come out with the hash it had, so the chain is the one clients
 //! were shown.
 //!
-//! File format (`ledger.wal` beside `ledger.redb`): records of `len: u32 LE`,
-//! `check: [u8; 4]` (the first bytes of keccak256 of the body), then the postcard body. A
-//! torn record at the tail (a crash inside an append) fails its length or check and ends the
-//! log there; that block was never acknowledged.
+//! **The pool journal** (`ledger.pool.log`) keeps pending transactions across a restart:
+//! each group commit of `eth_sendRawTransaction` calls appends one [`PoolRecord`] (the raw
+//! transactions it accepted, the pooled ones they replaced or evicted) with one fsync. Mined
+//! transactions are never written out of it: on reload, what the chain already holds is
+//! skipped. When the journal grows past a limit it is rewritten as one record of what is
+//! pending. A B-tree (redb) journal cost a page copy-on-write, checksums and freed-page
+//! bookkeeping per group on top of the fsync, about 30 % of a submission's CPU.
+//!
+//! File format: records of `len: u32 LE`, `check: [u8; 4]` (the first bytes of keccak256
+//! of the body), then the postcard body. A torn record at the tail (a crash inside an
+//! append) fails its length or check and ends the log there; it was never acknowledged.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use alloy_primitives::keccak256;
+use alloy_primitives::{B256, keccak256};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::BlockPayload;
@@ -34,19 +44,50 @@ pub struct WalRecord {
     pub consumed: Vec<u64>,
 }
 
-/// The open log.
+impl Record for WalRecord {
+    const WHAT: &'static str = "block log";
+}
+
+/// One group commit of the pool journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolRecord {
+    /// Signed transactions (EIP-2718 bytes) accepted into the pool.
+    pub added: Vec<Vec<u8>>,
+    /// Hashes of pooled transactions that left it other than by being mined: replaced,
+    /// evicted, or dropped as no longer valid.
+    pub gone: Vec<B256>,
+}
+
+impl Record for PoolRecord {
+    const WHAT: &'static str = "pool journal";
+}
+
+/// What a log holds.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The log's name in errors.
+    const WHAT: &'static str;
+}
+
+/// The block log.
+pub type Wal = Log<WalRecord>;
+
+/// The pool journal.
+pub type PoolLog = Log<PoolRecord>;
+
+/// An open log.
 #[derive(Debug)]
-pub struct Wal {
+pub struct Log<R> {
     file: File,
     path: PathBuf,
     len: u64,
+    records: PhantomData<fn() -> R>,
 }
 
-impl Wal {
+impl<R: Record> Log<R> {
     /// Open (or create) the log at `path` and read its whole records. A torn tail is cut
     /// off, so appends continue after the last whole record.
-    pub fn open(path: &Path) -> Result<(Wal, Vec<WalRecord>)> {
-        let io = |e: std::io::Error| Error::Db(format!("block log {}: {e}", path.display()));
+    pub fn open(path: &Path) -> Result<(Self, Vec<R>)> {
+        let io = |e: std::io::Error| Error::Db(format!("{} {}: {e}", R::WHAT, path.display()));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -66,7 +107,7 @@ impl Wal {
             if keccak256(body)[..4] != head[4..8] {
                 break;
             }
-            let Ok(r) = postcard::from_bytes::<WalRecord>(body) else {
+            let Ok(r) = postcard::from_bytes::<R>(body) else {
                 break;
             };
             records.push(r);
@@ -78,31 +119,28 @@ impl Wal {
                 path = %path.display(),
                 kept = len,
                 dropped = bytes.len() as u64 - len,
-                "cutting a torn record off the block log"
+                "cutting a torn record off the {}",
+                R::WHAT
             );
             file.set_len(len).map_err(io)?;
             file.sync_data().map_err(io)?;
         }
         file.seek(SeekFrom::Start(len)).map_err(io)?;
         Ok((
-            Wal {
+            Log {
                 file,
                 path: path.to_path_buf(),
                 len,
+                records: PhantomData,
             },
             records,
         ))
     }
 
-    /// Append a record and fsync it; the block is durable when this returns.
-    pub fn append(&mut self, r: &WalRecord) -> Result<()> {
-        let body = postcard::to_allocvec(r).map_err(|e| Error::Internal(e.to_string()))?;
-        let len = u32::try_from(body.len())
-            .map_err(|_| Error::Internal("a block too large for the block log".into()))?;
-        let mut buf = Vec::with_capacity(8 + body.len());
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(&keccak256(&body)[..4]);
-        buf.extend_from_slice(&body);
+    /// Append a record and fsync it; it is durable when this returns.
+    pub fn append(&mut self, r: &R) -> Result<()> {
+        let mut buf = Vec::new();
+        frame(r, &mut buf)?;
         let written = self
             .file
             .write_all(&buf)
@@ -117,7 +155,37 @@ impl Wal {
         Ok(())
     }
 
-    /// Empty the log once everything in it is durable in redb. No fsync: if the cut is
+    /// Replace the whole log with `records`, atomically: they are written to a file beside
+    /// it, fsynced, and renamed over it, so a crash leaves either the old log or the new one.
+    pub fn rewrite(&mut self, records: &[R]) -> Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            frame(r, &mut buf)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        let written = (|| -> std::io::Result<File> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &self.path)?;
+            Ok(f)
+        })();
+        let mut file = written.map_err(|e| self.err(e))?;
+        // The handle written through is the log's file now (the rename keeps the inode), so
+        // appends follow the new contents even if syncing the directory fails below.
+        file.seek(SeekFrom::Start(buf.len() as u64))
+            .map_err(|e| self.err(e))?;
+        self.file = file;
+        self.len = buf.len() as u64;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Empty the log once everything in it is durable elsewhere. No fsync: if the cut is
     /// lost, replay skips blocks redb already holds.
     pub fn clear(&mut self) -> Result<()> {
         self.file.set_len(0).map_err(|e| self.err(e))?;
@@ -139,14 +207,25 @@ impl Wal {
     }
 
     fn err(&self, e: std::io::Error) -> Error {
-        Error::Db(format!("block log {}: {e}", self.path.display()))
+        Error::Db(format!("{} {}: {e}", R::WHAT, self.path.display()))
     }
+}
+
+/// Append `r` to `buf` as one record: length, check, body.
+fn frame<R: Record>(r: &R, buf: &mut Vec<u8>) -> Result<()> {
+    let body = postcard::to_allocvec(r).map_err(|e| Error::Internal(e.to_string()))?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| Error::Internal(format!("a record too large for the {}", R::WHAT)))?;
+    buf.reserve(8 + body.len());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&keccak256(&body)[..4]);
+    buf.extend_from_slice(&body);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::B256;
 
     fn record(n: u64) -> WalRecord {
         WalRecord {
@@ -203,5 +282,28 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let (_, got) = Wal::open(&path).expect("reopen");
         assert_eq!(got, vec![record(1)]);
+    }
+
+    #[test]
+    fn a_rewrite_replaces_the_log_and_appends_follow_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ledger.pool.log");
+        let rec = |n: u8| PoolRecord {
+            added: vec![vec![n; 120]],
+            gone: vec![B256::repeat_byte(n)],
+        };
+        let (mut log, old) = PoolLog::open(&path).expect("open");
+        assert!(old.is_empty());
+        for n in 1..=5 {
+            log.append(&rec(n)).expect("append");
+        }
+        log.rewrite(&[rec(9)]).expect("rewrite");
+        log.append(&rec(10)).expect("append after the rewrite");
+        let len = log.len();
+        drop(log);
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), len);
+        let (_, got) = PoolLog::open(&path).expect("reopen");
+        assert_eq!(got, vec![rec(9), rec(10)]);
+        assert!(!path.with_extension("tmp").exists(), "renamed away");
     }
 }
