@@ -674,12 +674,21 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         v.sort_by(f64::total_cmp);
         v
     };
-    let (execute, state_root, state_writes, commit) = (
+    let (execute, state_root, state_writes, store, commit) = (
         sorted("execute_ms"),
         sorted("state_root_ms"),
         sorted("state_writes_ms"),
+        sorted("store_ms"),
         sorted("commit_ms"),
     );
+    // Where the sequencer's time went, summed over the blocks; checkpoints apart, since
+    // one of them costs as much as many ordinary commits.
+    let total = |v: &[f64]| v.iter().sum::<f64>() / 1000.0;
+    let checkpoints: Vec<f64> = blocks
+        .iter()
+        .filter(|b| b["checkpoint"].as_bool() == Some(true))
+        .map(|b| f(b, "commit_ms"))
+        .collect();
     let txs_per_block = mined as f64 / blocks.len().max(1) as f64;
     let out = json!({
         "kind": if args.erc20 { "erc20" } else { "native" },
@@ -702,7 +711,17 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             "execute": {"p50": percentile(&execute, 0.5), "p99": percentile(&execute, 0.99)},
             "state_root": {"p50": percentile(&state_root, 0.5), "p99": percentile(&state_root, 0.99)},
             "state_writes": {"p50": percentile(&state_writes, 0.5), "p99": percentile(&state_writes, 0.99)},
+            "store": {"p50": percentile(&store, 0.5), "p99": percentile(&store, 0.99)},
             "commit": {"p50": percentile(&commit, 0.5), "p99": percentile(&commit, 0.99)},
+        },
+        "block_secs_total": {
+            "execute": total(&execute),
+            "state_root": total(&state_root),
+            "state_writes": total(&state_writes),
+            "store": total(&store),
+            "commit": total(&commit),
+            "checkpoints": checkpoints.len(),
+            "checkpoint_commit": total(&checkpoints),
         },
         "data_dir": target.dir.as_ref().map(|d| d.path().display().to_string()),
     });
@@ -723,7 +742,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             out["transfers_per_sec"].as_f64().unwrap_or(0.0)
         );
         println!(
-            "blocks: {} with {:.0} transfers each; per block p50/p99 ms: execute {:.1}/{:.1}, state root {:.1}/{:.1}, state writes {:.1}/{:.1}, commit {:.1}/{:.1}",
+            "blocks: {} with {:.0} transfers each; per block p50/p99 ms: execute {:.1}/{:.1}, state root {:.1}/{:.1}, state writes {:.1}/{:.1}, store {:.1}/{:.1}, commit {:.1}/{:.1}",
             blocks.len(),
             txs_per_block,
             percentile(&execute, 0.5),
@@ -732,8 +751,20 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             percentile(&state_root, 0.99),
             percentile(&state_writes, 0.5),
             percentile(&state_writes, 0.99),
+            percentile(&store, 0.5),
+            percentile(&store, 0.99),
             percentile(&commit, 0.5),
             percentile(&commit, 0.99),
+        );
+        println!(
+            "sealing time in all, s: execute {:.1}, state root {:.1}, state writes {:.1}, store {:.1}, commit {:.1} (of which {} checkpoints {:.1})",
+            total(&execute),
+            total(&state_root),
+            total(&state_writes),
+            total(&store),
+            total(&commit),
+            checkpoints.len(),
+            total(&checkpoints),
         );
         if let Some([busy, idle, stolen]) = cpu {
             println!(

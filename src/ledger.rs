@@ -55,8 +55,12 @@ pub struct BlockTiming {
     pub state_root_ms: f64,
     /// Writing the flat state and the change sets, ms.
     pub state_writes_ms: f64,
+    /// Writing the block itself (header, body, receipts, transaction and log indexes), ms.
+    pub store_ms: f64,
     /// The rest up to and including the commit, ms.
     pub commit_ms: f64,
+    /// Whether the commit was a checkpoint (durable in redb; see `[ledger] checkpoint_secs`).
+    pub checkpoint: bool,
 }
 
 impl std::fmt::Debug for LedgerNode {
@@ -179,8 +183,13 @@ impl LedgerNode {
                     .record(t.state_root.as_secs_f64());
                 metrics::histogram!("commons_ledger_block_seconds", "part" => "state_writes")
                     .record(t.state_writes.as_secs_f64());
+                metrics::histogram!("commons_ledger_block_seconds", "part" => "store")
+                    .record(t.store.as_secs_f64());
                 metrics::histogram!("commons_ledger_block_seconds", "part" => "commit")
                     .record(t.commit.as_secs_f64());
+                if t.checkpoint {
+                    metrics::counter!("commons_ledger_checkpoints_total").increment(1);
+                }
                 metrics::counter!("commons_ledger_transactions_total").increment(s.user_txs as u64);
                 metrics::gauge!("commons_ledger_head").set(s.header.number as f64);
                 let mut r = record.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,7 +207,9 @@ impl LedgerNode {
                     execute_ms: ms(t.execute),
                     state_root_ms: ms(t.state_root),
                     state_writes_ms: ms(t.state_writes),
+                    store_ms: ms(t.store),
                     commit_ms: ms(t.commit),
+                    checkpoint: t.checkpoint,
                 });
             }),
         );

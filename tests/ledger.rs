@@ -204,10 +204,12 @@ async fn json_rpc_methods_batches_and_errors() {
             "execute_ms",
             "state_root_ms",
             "state_writes_ms",
+            "store_ms",
             "commit_ms",
         ] {
             assert!(b[part].as_f64().is_some_and(|ms| ms >= 0.0), "{part}: {b}");
         }
+        assert!(b["checkpoint"].is_boolean(), "checkpoint: {b}");
     }
     let last = sealed
         .last()

@@ -78,9 +78,9 @@ fn sign(
     OpTxEnvelope::Eip1559(tx.into_signed(sig)).encoded_2718()
 }
 
-/// The whole of sealing a block: execution, state root, state writes, commit.
+/// The whole of sealing a block: execution, state root, state writes, store, commit.
 fn seal_time(t: &commons_ledger::chain::SealTimings) -> Duration {
-    t.execute + t.state_root + t.state_writes + t.commit
+    t.execute + t.state_root + t.state_writes + t.store + t.commit
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -215,7 +215,7 @@ fn main() {
         let mut exec: Vec<Duration> = t.iter().map(|t| t.execute).collect();
         let mut root: Vec<Duration> = t.iter().map(|t| t.state_root).collect();
         let mut writes: Vec<Duration> = t.iter().map(|t| t.state_writes).collect();
-        let mut commit: Vec<Duration> = t.iter().map(|t| t.commit).collect();
+        let mut commit: Vec<Duration> = t.iter().map(|t| t.store + t.commit).collect();
         let total: Duration = t.iter().map(seal_time).sum();
         let (lo, hi) = (
             root.iter().min().copied().unwrap_or_default(),

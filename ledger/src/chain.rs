@@ -259,8 +259,14 @@ pub struct SealTimings {
     pub state_root: std::time::Duration,
     /// Writing the flat state (`accounts`, `storage`, `code`) and the change sets.
     pub state_writes: std::time::Duration,
-    /// Everything else up to and including the commit (fsync).
+    /// Writing the block itself: header, body, receipts, `tx_index`, `account_txs` and the
+    /// log indexes.
+    pub store: std::time::Duration,
+    /// Everything else up to and including the commit (the block log's fsync, redb's commit,
+    /// and at a checkpoint the durable commit of everything since the last one).
     pub commit: std::time::Duration,
+    /// Whether this block's commit was a checkpoint (durable in redb, the block log emptied).
+    pub checkpoint: bool,
 }
 
 /// Settings of a ledger.
@@ -921,7 +927,8 @@ impl Ledger {
 
     /// Commit a block's write transaction: logged and fsynced in the block log, then
     /// committed to redb without an fsync, except when a checkpoint is due; its trie node
-    /// writes join the held nodes, or at a checkpoint go to the table with them.
+    /// writes join the held nodes, or at a checkpoint go to the table with them. Returns
+    /// whether it was a checkpoint.
     fn commit_block(
         &self,
         mut w: WriteTransaction,
@@ -930,7 +937,7 @@ impl Ledger {
         log: bool,
         pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         wiped: Vec<Vec<u8>>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut wal = self.lock_wal();
         if log {
             wal.log.append(&WalRecord {
@@ -956,7 +963,7 @@ impl Ledger {
             w.commit()?;
             merge_nodes(&mut nodes, &wiped, pending);
         }
-        Ok(())
+        Ok(due)
     }
 
     /// Commit everything to redb durably — the held trie nodes included — and empty the
@@ -1735,7 +1742,9 @@ impl Ledger {
             block_access_list_hash: None,
             slot_number: None,
         };
+        let store_started = std::time::Instant::now();
         let hash = store_block(&w, &header, &body, &receipts, &involved)?;
+        let store = store_started.elapsed();
         {
             let mut m = w.open_table(META)?;
             m.insert("l1_number", l1_number)?;
@@ -1759,7 +1768,7 @@ impl Ledger {
             txs: body.txs.clone(),
             hash,
         };
-        self.commit_block(w, &payload, consumed_deposits, log, pending, wiped)?;
+        let checkpoint = self.commit_block(w, &payload, consumed_deposits, log, pending, wiped)?;
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = Head {
             header: header.clone(),
             hash,
@@ -1792,7 +1801,11 @@ impl Ledger {
                 execute,
                 state_root: trie_time,
                 state_writes: state_time.saturating_sub(trie_time),
-                commit: started.elapsed().saturating_sub(execute + state_time),
+                store,
+                commit: started
+                    .elapsed()
+                    .saturating_sub(execute + state_time + store),
+                checkpoint,
             },
         })
     }
