@@ -177,7 +177,14 @@ impl<R: Record> Log<R> {
             .map_err(|e| self.err(e))?;
         self.file = file;
         self.len = buf.len() as u64;
-        if let Some(dir) = self.path.parent() {
+        // The rename is durable once the directory is synced (a directory cannot be opened
+        // as a file elsewhere; there the rename rides on the file system's own journal).
+        #[cfg(unix)]
+        {
+            let dir = match self.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| self.err(e))?;
