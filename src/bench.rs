@@ -241,26 +241,40 @@ fn sign_tx(
         .into())
 }
 
+/// What an `eth_sendRawTransaction` error means to the load.
+#[derive(PartialEq)]
+enum Refusal {
+    /// Back-pressure: the pool (or this sender's share of it) is full; blocks drain it.
+    Later,
+    /// Sent before and taken.
+    Known,
+    /// Refused for good (counted and logged).
+    Final,
+}
+
+fn refusal(message: &str, refused: &AtomicU64) -> Refusal {
+    if message.contains("txpool is full") || message.contains("nonce too high") {
+        Refusal::Later
+    } else if message.contains("already known") {
+        Refusal::Known
+    } else {
+        refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %message, "the node refused a bench transaction");
+        Refusal::Final
+    }
+}
+
 /// Send one signed transaction, waiting out a full pool; `false` when the node refused it.
 async fn send(rpc: &Rpc, raw: &Bytes, refused: &AtomicU64) -> anyhow::Result<bool> {
     let hex = alloy_primitives::hex::encode_prefixed(raw);
     for _ in 0..10_000 {
         match rpc.call("eth_sendRawTransaction", json!([hex])).await {
             Ok(_) => return Ok(true),
-            Err(e) => {
-                let m = e.to_string();
-                // Back-pressure: the pool (or this sender's share of it) is full; blocks drain it.
-                if m.contains("txpool is full") || m.contains("nonce too high") {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-                if m.contains("already known") {
-                    return Ok(true);
-                }
-                refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %m, "the node refused a bench transaction");
-                return Ok(false);
-            }
+            Err(e) => match refusal(&e.to_string(), refused) {
+                Refusal::Later => tokio::time::sleep(Duration::from_millis(5)).await,
+                Refusal::Known => return Ok(true),
+                Refusal::Final => return Ok(false),
+            },
         }
     }
     bail!("the pool stayed full for a minute")
@@ -303,12 +317,8 @@ async fn send_batch(rpc: &Rpc, raws: &[Bytes], refused: &AtomicU64) -> anyhow::R
         for (raw, a) in pending.iter().zip(answers) {
             let Some(e) = a.get("error") else { continue };
             let m = e["message"].as_str().unwrap_or_default();
-            // Back-pressure: the pool (or this sender's share of it) is full; blocks drain it.
-            if m.contains("txpool is full") || m.contains("nonce too high") {
+            if refusal(m, refused) == Refusal::Later {
                 again.push(*raw);
-            } else if !m.contains("already known") {
-                refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "the node refused a bench transaction");
             }
         }
         if again.is_empty() {

@@ -1028,7 +1028,7 @@ impl Ledger {
         let in_ledger = read(db)?;
         let old_file = legacy_pool_path(path);
         let in_file = if old_file.exists() {
-            read(&Database::open(&old_file)?)?.or_else(|| Some(Vec::new()))
+            Some(read(&Database::open(&old_file)?)?.unwrap_or_default())
         } else {
             None
         };
@@ -1154,7 +1154,7 @@ impl Ledger {
     /// Validate a raw transaction against the state; returns it ready for the pool.
     fn check_tx(&self, raw: &[u8], view: &StateView) -> Result<(PoolTx, u64)> {
         let tx = self.decode_submitted(raw)?;
-        self.check_decoded(raw, tx, view)
+        self.check_decoded(raw, keccak256(raw), tx, view)
     }
 
     /// The checks that need neither the state nor the sender: size, encoding, type, chain,
@@ -1189,10 +1189,12 @@ impl Ledger {
         Ok(tx)
     }
 
-    /// The rest of [`Ledger::check_tx`], on a transaction `decode_submitted` passed.
+    /// The rest of [`Ledger::check_tx`], on a transaction `decode_submitted` passed
+    /// (`hash`: keccak of `raw`).
     fn check_decoded(
         &self,
         raw: &[u8],
+        hash: B256,
         tx: OpTxEnvelope,
         view: &StateView,
     ) -> Result<(PoolTx, u64)> {
@@ -1239,7 +1241,6 @@ impl Ledger {
             }
             .into());
         }
-        let hash = keccak256(raw);
         Ok((
             PoolTx {
                 hash,
@@ -1259,9 +1260,10 @@ impl Ledger {
     /// eth_sendRawTransaction: validate, add to the pool, persist; returns the hash.
     pub fn submit_raw(&self, raw: &[u8]) -> Result<B256> {
         let tx = self.decode_submitted(raw)?;
+        let hash = keccak256(raw);
         let r = self.db.begin_read()?;
         if let Some(t) = open_ro(&r, TX_INDEX)?
-            && t.get(keccak256(raw).0)?.is_some()
+            && t.get(hash.0)?.is_some()
         {
             return Err(TxError::AlreadyKnown.into());
         }
@@ -1269,8 +1271,7 @@ impl Ledger {
         // Decoding and recovering the sender (most of the work) need no lock: concurrent
         // submissions recover in parallel, and the sequencer never waits behind them for the
         // pool. The state nonce is the read snapshot's either way.
-        let (tx, state_nonce) = self.check_decoded(raw, tx, &view)?;
-        let hash = tx.hash;
+        let (tx, state_nonce) = self.check_decoded(raw, hash, tx, &view)?;
         let inserted = self.lock_pool().insert(tx, state_nonce)?;
         drop(view);
         drop(r);
