@@ -242,7 +242,8 @@ pub struct GenerateRequest {
 
 enum Command {
     Generate(Box<Seq>),
-    Evict(Hash),
+    /// Drop an adapter from the device tier; the sender hears when it is gone.
+    Evict(Hash, mpsc::Sender<()>),
     Loaded(Hash, std::result::Result<(), String>),
     Stats(mpsc::Sender<EngineStats>),
     Shutdown,
@@ -539,6 +540,9 @@ impl Engine {
     }
 
     /// Drop an adapter from the host and device tiers (after it is removed or replaced).
+    /// Returns once the engine thread has let go of it (or after a few seconds when that
+    /// thread is stopped or stuck), so a caller that reports "unloaded" tells the truth;
+    /// it blocks, so async callers run it off the executor.
     pub fn evict(&self, hash: Hash) {
         if let Ok(mut h) = self.shared.host.lock() {
             h.remove(&hash);
@@ -549,7 +553,10 @@ impl Engine {
                 s.resident_bytes = 0;
             }
         });
-        let _ = self.tx.send(Command::Evict(hash));
+        let (done, heard) = mpsc::channel();
+        if self.tx.send(Command::Evict(hash, done)).is_ok() {
+            let _ = heard.recv_timeout(std::time::Duration::from_secs(5));
+        }
     }
 
     /// Start moving an adapter to host memory.
@@ -716,12 +723,13 @@ impl Core {
                 }
                 self.waiting.push_back(*seq);
             }
-            Command::Evict(h) => {
+            Command::Evict(h, done) => {
                 self.device.remove(&h);
                 self.shared.with_stats(&h, |s| {
                     s.tier = Tier::Cold;
                     s.resident_bytes = 0;
                 });
+                let _ = done.send(());
             }
             Command::Loaded(h, r) => {
                 self.loading.remove(&h);

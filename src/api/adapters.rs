@@ -193,7 +193,13 @@ pub(super) async fn residency(
     if load {
         s.engine.prefetch(a.hash);
     } else {
-        s.engine.evict(a.hash);
+        let engine = s.engine.clone();
+        let hash = a.hash;
+        blocking(move || {
+            engine.evict(hash);
+            Ok(())
+        })
+        .await?;
     }
     Ok(reply(StatusCode::OK, &adapter_json(node, &a)))
 }
