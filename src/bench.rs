@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 /// `commons bench ledger` options.
 #[derive(Debug, Clone, Args)]
 pub struct LedgerBench {
-    /// Native transfers to send, each to a new account
+    /// Native transfers to send (to whom: `--to`)
     #[arg(long, default_value_t = 50_000)]
     pub transfers: usize,
     /// Sending accounts (funded by the dev accounts before the clock starts)
@@ -59,6 +59,42 @@ pub struct LedgerBench {
     /// to a new holder, instead of native transfers
     #[arg(long)]
     pub erc20: bool,
+    /// Whom the transfers pay: `new` accounts (one per transfer, so the state grows by
+    /// `--transfers`), or `existing` ones, drawn at random from the `--accounts` funded at
+    /// genesis (the state keeps its size; with `--external`, `--accounts` must match the
+    /// node's `--genesis-test-accounts`)
+    #[arg(long, value_enum, default_value_t = Recipients::New)]
+    pub to: Recipients,
+}
+
+/// Whom `commons bench ledger` pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Recipients {
+    /// A new account per transfer
+    New,
+    /// Accounts funded at genesis, at random
+    Existing,
+}
+
+/// The recipients of one run: transfer `i` pays `pick(i)`.
+#[derive(Debug, Clone, Copy)]
+struct Payees {
+    to: Recipients,
+    accounts: u64,
+}
+
+impl Payees {
+    fn pick(&self, i: usize) -> Address {
+        let h = keccak256(format!("commons bench ledger account {i}").as_bytes());
+        match self.to {
+            Recipients::New => Address::from_slice(&h[12..]),
+            // Uniform over the genesis accounts: no locality a real payment load would not have.
+            Recipients::Existing => {
+                let r = u64::from_be_bytes(h[..8].try_into().unwrap_or_default());
+                commons_ledger::genesis::test_account(r % self.accounts)
+            }
+        }
+    }
 }
 
 sol! {
@@ -387,11 +423,6 @@ async fn pay_out(
     Ok(())
 }
 
-/// The recipient of bench transfer `i` (a new account).
-fn recipient(i: usize) -> Address {
-    Address::from_slice(&keccak256(format!("commons bench ledger account {i}").as_bytes())[12..])
-}
-
 /// Deploy the bench token from dev0 and give each sender an equal share of it.
 async fn deploy_token(
     rpc: &Rpc,
@@ -437,35 +468,56 @@ async fn deploy_token(
     Ok(token)
 }
 
-/// Mined is not enough: a sample of recipients must hold what was sent (1 wei, or 1 token
-/// unit; more when a kept node is loaded again), so a reverted ERC-20 transfer cannot count.
-async fn check_recipients(rpc: &Rpc, token: Option<Address>, n: usize) -> anyhow::Result<()> {
+/// A sample of about 100 recipients, each with what the run pays it (1 wei or 1 token unit
+/// per transfer to it).
+fn recipient_sample(payees: Payees, n: usize) -> BTreeMap<Address, U256> {
     let step = (n / 100).max(1);
-    for i in (0..n).step_by(step).chain([n - 1]) {
-        let a = recipient(i);
-        let got = match token {
-            Some(t) => {
-                let data =
-                    alloy_primitives::hex::encode_prefixed(balanceOfCall { owner: a }.abi_encode());
-                let v = rpc
-                    .call("eth_call", json!([{"to": t, "data": data}, "latest"]))
-                    .await?;
-                let s = v.as_str().ok_or_else(|| anyhow!("eth_call gave {v}"))?;
-                U256::from_str_radix(s.trim_start_matches("0x"), 16)?
-            }
-            None => {
-                let v = rpc.call("eth_getBalance", json!([a, "latest"])).await?;
-                let s = v
-                    .as_str()
-                    .ok_or_else(|| anyhow!("eth_getBalance gave {v}"))?;
-                U256::from_str_radix(s.trim_start_matches("0x"), 16)?
-            }
-        };
-        if got.is_zero() {
-            bail!("transfer {i} to {a} left it holding nothing");
+    let mut sample: BTreeMap<Address, U256> = (0..n)
+        .step_by(step)
+        .chain([n - 1])
+        .map(|i| (payees.pick(i), U256::ZERO))
+        .collect();
+    for i in 0..n {
+        if let Some(due) = sample.get_mut(&payees.pick(i)) {
+            *due += U256::from(1u8);
+        }
+    }
+    sample
+}
+
+/// Mined is not enough: each sampled recipient must have gained exactly what was sent to it
+/// since `before` (read before the load), so a reverted ERC-20 transfer cannot count.
+async fn check_recipients(
+    rpc: &Rpc,
+    token: Option<Address>,
+    due: &BTreeMap<Address, U256>,
+    before: &BTreeMap<Address, U256>,
+) -> anyhow::Result<()> {
+    for (a, want) in due {
+        let was = before.get(a).copied().unwrap_or_default();
+        let got = holding(rpc, token, *a).await?;
+        if got.checked_sub(was) != Some(*want) {
+            bail!("{a} was paid {want} by the run but went from {was} to {got}");
         }
     }
     Ok(())
+}
+
+/// What `a` holds: its balance, or its balance of `token`.
+async fn holding(rpc: &Rpc, token: Option<Address>, a: Address) -> anyhow::Result<U256> {
+    let v = match token {
+        Some(t) => {
+            let data =
+                alloy_primitives::hex::encode_prefixed(balanceOfCall { owner: a }.abi_encode());
+            rpc.call("eth_call", json!([{"to": t, "data": data}, "latest"]))
+                .await?
+        }
+        None => rpc.call("eth_getBalance", json!([a, "latest"])).await?,
+    };
+    let s = v
+        .as_str()
+        .ok_or_else(|| anyhow!("reading what {a} holds gave {v}"))?;
+    Ok(U256::from_str_radix(s.trim_start_matches("0x"), 16)?)
 }
 
 /// The machine's CPU time counters (Linux `/proc/stat`, in ticks): busy, idle, stolen.
@@ -507,6 +559,13 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
     if args.senders == 0 || args.connections == 0 || args.transfers == 0 {
         bail!("--senders, --connections and --transfers must be at least 1");
     }
+    if args.to == Recipients::Existing && args.accounts == 0 {
+        bail!("--to existing pays the genesis test accounts: give their number with --accounts");
+    }
+    let payees = Payees {
+        to: args.to,
+        accounts: args.accounts,
+    };
     let target = if args.external {
         Target {
             url: node_url.trim_end_matches('/').to_string(),
@@ -524,6 +583,16 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         url: target.url.clone(),
     };
     let chain_id = hex_u64(&rpc.call("eth_chainId", json!([])).await?)?;
+    if args.to == Recipients::Existing {
+        let last = commons_ledger::genesis::test_account(args.accounts - 1);
+        if holding(&rpc, None, last).await?.is_zero() {
+            bail!(
+                "the node has no genesis test account {} ({last}): --accounts must be its \
+                 --genesis-test-accounts",
+                args.accounts - 1
+            );
+        }
+    }
     let price = u128::from(hex_u64(&rpc.call("eth_gasPrice", json!([])).await?)?);
     let tip = u128::from(hex_u64(
         &rpc.call("eth_maxPriorityFeePerGas", json!([])).await?,
@@ -551,6 +620,11 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
     } else {
         "native transfers"
     };
+    let due = recipient_sample(payees, args.transfers);
+    let mut before = BTreeMap::new();
+    for a in due.keys() {
+        before.insert(*a, holding(&rpc, token, *a).await?);
+    }
 
     // Sign everything first, on every core.
     eprintln!("bench ledger: signing {} transfers", args.transfers);
@@ -573,7 +647,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
                         .map(|i| {
                             let sender = i % keys.len();
                             let round = (i / keys.len()) as u64;
-                            let to = recipient(i);
+                            let to = payees.pick(i);
                             let call = match token {
                                 Some(t) => Call::token(t, to, U256::from(1u8)),
                                 None => Call::native(to, U256::from(1u8)),
@@ -661,7 +735,7 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_shares(cpu0, cpu_ticks());
     if refused_n == 0 {
-        check_recipients(&rpc, token, args.transfers).await?;
+        check_recipients(&rpc, token, &due, &before).await?;
     }
 
     // How the blocks were made, from the node.
@@ -702,12 +776,13 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
     let txs_per_block = mined as f64 / blocks.len().max(1) as f64;
     let out = json!({
         "kind": if args.erc20 { "erc20" } else { "native" },
+        "to": if args.to == Recipients::New { "new" } else { "existing" },
         "transfers": args.transfers,
         "senders": args.senders,
         "connections": args.connections,
         "batch": args.batch,
         "block_time_secs": args.block_time,
-        "accounts_before": (!args.external).then_some(args.accounts),
+        "accounts_before": (!args.external || args.to == Recipients::Existing).then_some(args.accounts),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "cpu_percent": cpu.map(|[busy, idle, stolen]| json!({"busy": busy, "idle": idle, "stolen": stolen})),
         "refused": refused_n,
@@ -743,8 +818,12 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         } else {
             format!("{} accounts in state before", args.accounts)
         };
+        let to = match args.to {
+            Recipients::New => "new accounts".to_string(),
+            Recipients::Existing => format!("existing accounts (of {})", args.accounts),
+        };
         println!(
-            "{kind} to new accounts ({before}): {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
+            "{kind} to {to} ({before}): {} sent over {} connections in {:.2} s, all mined after {:.2} s: {:.0} transfers/s",
             args.transfers,
             args.connections,
             sent_secs,

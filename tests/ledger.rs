@@ -964,3 +964,47 @@ async fn accepted_versions_are_published_to_the_datanet_registry() {
         assert!(got.1["error"]["message"].is_string(), "{path}: {}", got.1);
     }
 }
+
+/// `commons bench ledger` against a running node, paying the node's genesis test accounts:
+/// every transfer is mined and the sampled recipients gained exactly what they were sent.
+#[tokio::test]
+async fn bench_ledger_pays_existing_accounts_of_an_external_node() {
+    let n = Node::start(Opts::args(&[
+        "--block-time",
+        "0.2",
+        "--genesis-test-accounts",
+        "300",
+    ]));
+    let v = n.cli_json(&[
+        "bench",
+        "ledger",
+        "--external",
+        "--transfers",
+        "400",
+        "--senders",
+        "20",
+        "--batch",
+        "50",
+        "--accounts",
+        "300",
+        "--to",
+        "existing",
+    ]);
+    assert_eq!(v["to"], "existing", "{v}");
+    assert_eq!(v["accounts_before"], 300, "{v}");
+    assert!(v["mined"].as_u64() >= Some(400), "{v}");
+    assert!(v["transfers_per_sec"].as_f64() > Some(0.0), "{v}");
+    // Paying test accounts the node does not have, or without saying how many, is refused.
+    let e = n.cli_fails(&[
+        "bench",
+        "ledger",
+        "--external",
+        "--accounts",
+        "301",
+        "--to",
+        "existing",
+    ]);
+    assert!(e.contains("no genesis test account 300"), "{e}");
+    let e = n.cli_fails(&["bench", "ledger", "--external", "--to", "existing"]);
+    assert!(e.contains("--accounts"), "{e}");
+}

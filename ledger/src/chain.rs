@@ -1267,7 +1267,7 @@ impl Ledger {
         {
             return Err(TxError::AlreadyKnown.into());
         }
-        let view = StateView::new(&r)?;
+        let view = StateView::accounts_only(&r)?;
         // Decoding and recovering the sender (most of the work) need no lock: concurrent
         // submissions recover in parallel, and the sequencer never waits behind them for the
         // pool. The state nonce is the read snapshot's either way.

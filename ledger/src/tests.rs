@@ -1157,19 +1157,50 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
     })
     .expect("deposit");
     seal_checked(&l);
+    let mut raws = Vec::new();
     for n in 4..6 {
-        l.submit_raw(&sign(
+        let raw = sign(
             0,
             Tx {
                 nonce: n,
                 to: Some(Address::repeat_byte(0x60 + n as u8)),
                 ..Default::default()
             },
-        ))
-        .expect("tx");
+        );
+        mined.push(l.submit_raw(&raw).expect("tx"));
+        raws.push(raw);
         seal_checked(&l);
     }
     let head = l.head();
+    // Blocks past the last durable commit answer lookups like any other.
+    for h in &mined {
+        assert!(l.receipt(h).expect("receipt").is_some(), "{h} mined");
+        assert!(
+            l.transaction(h)
+                .expect("tx")
+                .expect("known")
+                .block
+                .is_some()
+        );
+    }
+    let paid = l
+        .account_transactions(&Address::repeat_byte(0x65), None, 10)
+        .expect("history");
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].hash, mined[5]);
+    assert_eq!(
+        l.account_transactions(&signer(0).address(), None, 3)
+            .expect("history")
+            .iter()
+            .map(|t| t.hash)
+            .collect::<Vec<_>>(),
+        vec![mined[5], mined[4], mined[3]],
+        "newest first"
+    );
+    assert!(matches!(
+        l.submit_raw(&raws[1]),
+        Err(crate::Error::Tx(crate::TxError::AlreadyKnown))
+    ));
     assert_eq!(head.header.number, 7);
     assert_eq!(
         rebuilt_state_root(&l),
@@ -1200,6 +1231,12 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
     for h in &mined {
         assert!(back.receipt(h).expect("receipt").is_some(), "{h} mined");
     }
+    assert_eq!(
+        back.account_transactions(&Address::repeat_byte(0x65), None, 10)
+            .expect("history")
+            .len(),
+        1
+    );
     assert_eq!(
         back.account(&who).expect("who").balance,
         U256::from(3 * OPEN)
