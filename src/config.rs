@@ -146,7 +146,7 @@ pub struct LedgerSettings {
 }
 
 fn default_checkpoint() -> f64 {
-    2.0
+    commons_ledger::chain::CHECKPOINT_EVERY.as_secs_f64()
 }
 
 fn default_ledger_cache_mb() -> u64 {
@@ -497,7 +497,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("commons.toml");
         let c = Config::load(dir.path(), &Overrides::default()).expect("defaults");
-        assert_eq!((c.ledger.checkpoint_secs, c.ledger.cache_mb), (2.0, 1024));
+        assert_eq!((c.ledger.checkpoint_secs, c.ledger.cache_mb), (8.0, 1024));
         std::fs::write(&file, "[ledger]\ncheckpoint_secs = 10\ncache_mb = 4096\n").expect("write");
         let c = Config::load(dir.path(), &Overrides::default()).expect("load");
         assert_eq!((c.ledger.checkpoint_secs, c.ledger.cache_mb), (10.0, 4096));
