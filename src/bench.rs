@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 /// `commons bench ledger` options.
 #[derive(Debug, Clone, Args)]
 pub struct LedgerBench {
-    /// Native transfers to send (to whom: `--to`)
+    /// Transfers to send (to whom: `--to`)
     #[arg(long, default_value_t = 50_000)]
     pub transfers: usize,
     /// Sending accounts (funded by the dev accounts before the clock starts)
