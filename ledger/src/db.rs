@@ -256,14 +256,11 @@ impl StateView {
     /// Open the state tables of `tx`.
     pub fn new(tx: &ReadTransaction) -> Result<Self> {
         Ok(StateView {
-            accounts: open_ro(tx, ACCOUNTS)?,
             storage: open_ro(tx, STORAGE)?,
             code: open_ro(tx, CODE)?,
             canonical: open_ro(tx, CANONICAL)?,
             trie: open_ro(tx, TRIE)?,
-            at: None,
-            account_history: None,
-            storage_history: None,
+            ..Self::accounts_only(tx)?
         })
     }
 
