@@ -387,6 +387,54 @@ async fn json_rpc_methods_batches_and_errors() {
     );
     let (code, msg, _) = error(&n, "eth_getProof", json!([dev0, [], "0xffffff"])).await;
     assert_eq!((code, msg.as_str()), (-32000, "header not found"));
+
+    // A batch mixing transactions with other calls: each item answered in its place, the
+    // transactions checked one by one (out of nonce order too), the good ones mined.
+    let later = eip1559(4, 1, Some(to), U256::from(7u64), vec![], 21_000);
+    let sooner = eip1559(4, 0, Some(to), U256::from(7u64), vec![], 21_000);
+    let send = |id: u64, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": "eth_sendRawTransaction", "params": params});
+    let batch = rpc_at(
+        &n,
+        &listener,
+        &json!([
+            send(1, json!([later])),
+            {"jsonrpc": "2.0", "id": 2, "method": "eth_chainId", "params": []},
+            send(3, json!([sooner])),
+            send(4, json!([sooner])),
+            send(5, json!(["0x02c0"])),
+            send(6, json!(["zz"])),
+            send(7, Value::Null),
+            send(8, json!({"tx": sooner})),
+        ]),
+    )
+    .await;
+    let b = batch.as_array().expect("batch");
+    assert_eq!(b.len(), 8, "{batch}");
+    for (i, item) in b.iter().enumerate() {
+        assert_eq!(item["id"], i + 1, "{batch}");
+    }
+    let hash_of = |raw: &str| {
+        json!(alloy_primitives::keccak256(
+            alloy_primitives::hex::decode(raw).expect("hex")
+        ))
+    };
+    assert_eq!(b[0]["result"], hash_of(&later), "{batch}");
+    assert_eq!(b[1]["result"], "0x64c");
+    assert_eq!(b[2]["result"], hash_of(&sooner), "{batch}");
+    assert_eq!(b[3]["error"]["message"], "already known", "{batch}");
+    assert_eq!(b[4]["error"]["code"], -32000);
+    assert!(
+        b[4]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("rlp")),
+        "{batch}"
+    );
+    for i in 5..8 {
+        assert_eq!(b[i]["error"]["code"], -32602, "{batch}");
+    }
+    for h in [&b[2]["result"], &b[0]["result"]] {
+        assert_eq!(wait_receipt(&n, h).await["status"], "0x1");
+    }
 }
 
 fn python_with_web3() -> Option<PathBuf> {

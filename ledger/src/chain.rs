@@ -1261,40 +1261,99 @@ impl Ledger {
 
     /// eth_sendRawTransaction: validate, add to the pool, persist; returns the hash.
     pub fn submit_raw(&self, raw: &[u8]) -> Result<B256> {
+        self.submit_raws(&[raw])
+            .pop()
+            .unwrap_or_else(|| Err(Error::Internal("a submission gave no answer".into())))
+    }
+
+    /// Several eth_sendRawTransaction calls (a JSON-RPC batch): each is checked and pooled as
+    /// [`Ledger::submit_raw`] would, and the answers come back in order. They share one read
+    /// snapshot and one pool-journal append, so a batch pays those once rather than per
+    /// transaction, and the thread that runs it does not hand off per transaction either.
+    pub fn submit_raws(&self, raws: &[&[u8]]) -> Vec<Result<B256>> {
+        let snapshot = self.db.begin_read().map_err(Error::from).and_then(|r| {
+            let index = open_ro(&r, TX_INDEX)?;
+            Ok((r, index))
+        });
+        let (r, index) = match snapshot {
+            Ok(s) => s,
+            Err(e) => {
+                let why = e.to_string();
+                return raws.iter().map(|_| Err(Error::Db(why.clone()))).collect();
+            }
+        };
+        let view = match StateView::accounts_only(&r) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = e.to_string();
+                return raws.iter().map(|_| Err(Error::Db(why.clone()))).collect();
+            }
+        };
+        let mut answers: Vec<Result<B256>> = Vec::with_capacity(raws.len());
+        let mut accepted = Vec::new();
+        for raw in raws {
+            answers.push(
+                self.pool_one(raw, index.as_ref(), &view)
+                    .map(|(hash, gone)| {
+                        accepted.push((hash, Bytes::copy_from_slice(raw), gone));
+                        hash
+                    }),
+            );
+        }
+        drop(view);
+        drop(index);
+        drop(r);
+        if accepted.is_empty() {
+            return answers;
+        }
+        if let Err(e) = self.persist_pooled(accepted) {
+            // The transactions stay pooled (a sequencer may mine them), but none was
+            // acknowledged: a restart may lose them, which is what the caller is told.
+            let why = e.to_string();
+            for a in answers.iter_mut().filter(|a| a.is_ok()) {
+                *a = Err(Error::Db(why.clone()));
+            }
+        }
+        self.wake();
+        answers
+    }
+
+    /// Check one submitted transaction against `view` and put it in the pool; returns its
+    /// hash and the pooled transactions it replaced or evicted.
+    fn pool_one(
+        &self,
+        raw: &[u8],
+        index: Option<&redb::ReadOnlyTable<[u8; 32], (u64, u32)>>,
+        view: &StateView,
+    ) -> Result<(B256, Vec<B256>)> {
         let tx = self.decode_submitted(raw)?;
         let hash = keccak256(raw);
-        let r = self.db.begin_read()?;
-        if let Some(t) = open_ro(&r, TX_INDEX)?
+        if let Some(t) = index
             && t.get(hash.0)?.is_some()
         {
             return Err(TxError::AlreadyKnown.into());
         }
-        let view = StateView::accounts_only(&r)?;
         // Decoding and recovering the sender (most of the work) need no lock: concurrent
         // submissions recover in parallel, and the sequencer never waits behind them for the
         // pool. The state nonce is the read snapshot's either way.
-        let (tx, state_nonce) = self.check_decoded(raw, hash, tx, &view)?;
+        let (tx, state_nonce) = self.check_decoded(raw, hash, tx, view)?;
         let inserted = self.lock_pool().insert(tx, state_nonce)?;
-        drop(view);
-        drop(r);
-        let gone: Vec<B256> = inserted
+        let gone = inserted
             .replaced
             .iter()
             .chain(&inserted.evicted)
             .copied()
             .collect();
-        self.persist_pooled(hash, Bytes::copy_from_slice(raw), gone)?;
-        self.wake();
-        Ok(hash)
+        Ok((hash, gone))
     }
 
-    /// Write a pooled transaction to the pool table in a group commit; returns once it is
-    /// durable (or its group failed).
-    fn persist_pooled(&self, hash: B256, raw: Bytes, gone: Vec<B256>) -> Result<()> {
+    /// Write pooled transactions (hash, raw bytes, what each replaced or evicted) to the pool
+    /// journal in a group commit; returns once they are durable (or their group failed).
+    fn persist_pooled(&self, entries: Vec<(B256, Bytes, Vec<B256>)>) -> Result<()> {
         let ticket = {
             let mut j = self.lock_journal();
             j.issued += 1;
-            j.entries.push((hash, raw, gone));
+            j.entries.extend(entries);
             j.issued
         };
         let mut log = self.lock_pool_log();

@@ -178,6 +178,63 @@ fn transfers_pay_fees_to_the_vaults_and_keep_the_supply() {
 }
 
 #[test]
+fn a_batch_of_submissions_answers_each_in_order_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (second, first, mined);
+    {
+        let l = open(dir.path());
+        mined = l.submit_raw(&sign(0, Tx::default())).expect("mined");
+        seal_checked(&l);
+        second = sign(
+            1,
+            Tx {
+                nonce: 1,
+                ..Default::default()
+            },
+        );
+        first = sign(1, Tx::default());
+        let malformed = vec![0x02, 0xc0];
+        let mined_again = sign(0, Tx::default());
+        let answers = l.submit_raws(&[&second, &malformed, &first, &first, &mined_again]);
+        assert_eq!(answers.len(), 5);
+        assert_eq!(answers[0].as_ref().ok(), Some(&keccak256(&second)));
+        assert!(
+            matches!(answers[1], Err(Error::Tx(TxError::Malformed(_)))),
+            "{:?}",
+            answers[1]
+        );
+        assert_eq!(answers[2].as_ref().ok(), Some(&keccak256(&first)));
+        assert!(
+            matches!(answers[3], Err(Error::Tx(TxError::AlreadyKnown))),
+            "{:?}",
+            answers[3]
+        );
+        // Mined already: the batch's snapshot sees the chain's transaction index.
+        assert!(
+            matches!(answers[4], Err(Error::Tx(TxError::AlreadyKnown))),
+            "{:?}",
+            answers[4]
+        );
+        assert!(l.receipt(&mined).expect("receipt").is_some());
+        assert_eq!(l.pool_len(), 2);
+    }
+    // Both accepted transactions were journaled with the batch's one append.
+    let l = open(dir.path());
+    assert_eq!(
+        l.pool_len(),
+        2,
+        "the batch's transactions survive a restart"
+    );
+    let b = seal_checked(&l);
+    assert_eq!(b.user_txs, 2);
+    for raw in [&first, &second] {
+        let r = l.receipt(&keccak256(raw)).expect("read").expect("mined");
+        assert!(r.receipt.status, "{r:?}");
+    }
+    assert!(l.submit_raws(&[]).is_empty());
+}
+
+#[test]
 fn refused_transactions_say_why() {
     let dir = tempfile::tempdir().expect("tmp");
     let l = open(dir.path());
