@@ -429,8 +429,8 @@ async fn json_rpc_methods_batches_and_errors() {
             .is_some_and(|m| m.starts_with("rlp")),
         "{batch}"
     );
-    for i in 5..8 {
-        assert_eq!(b[i]["error"]["code"], -32602, "{batch}");
+    for bad_params in &b[5..8] {
+        assert_eq!(bad_params["error"]["code"], -32602, "{batch}");
     }
     for h in [&b[2]["result"], &b[0]["result"]] {
         assert_eq!(wait_receipt(&n, h).await["status"], "0x1");
