@@ -795,7 +795,7 @@ impl Ledger {
             );
         }
         let (state_root, passer_root) =
-            apply_state(&w, changes, 0, false, &mut TrieStage::direct())?;
+            apply_state(&w, changes, 0, false, &mut TrieStage::direct(), None)?;
         let header = Header {
             parent_hash: B256::ZERO,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -1761,7 +1761,7 @@ impl Ledger {
         let (state_root, passer_root, pending, wiped, trie_time) = {
             let held = self.read_nodes();
             let mut stage = TrieStage::held(&held);
-            let (root, passer) = apply_state(&w, changes, number, true, &mut stage)?;
+            let (root, passer) = apply_state(&w, changes, number, true, &mut stage, Some(&view))?;
             (root, passer, stage.pending, stage.wiped, stage.trie_time)
         };
         let state_time = state_started.elapsed();
@@ -2791,6 +2791,7 @@ fn apply_state(
     block: u64,
     history: bool,
     stage: &mut TrieStage<'_>,
+    before: Option<&StateView>,
 ) -> Result<(B256, B256)> {
     let mut accounts = w.open_table(ACCOUNTS)?;
     let mut storage = w.open_table(STORAGE)?;
@@ -2938,8 +2939,24 @@ fn apply_state(
             wiped: &stage.wiped,
         };
         let mut up = TrieUpdate::new(&src, Owner::Accounts);
-        for (k, v) in &leaves {
-            up.set(k, v.as_deref())?;
+        // The account trie's walk can use the second core: a snapshot of the state before
+        // this block sees the same trie and accounts as this transaction does here, since
+        // account writes wait until after the trie (above) and node writes are held.
+        let split = match before {
+            Some(view) => up.set_split(
+                &Layered {
+                    table: view,
+                    held: stage.held,
+                    wiped: &stage.wiped,
+                },
+                &leaves,
+            )?,
+            None => false,
+        };
+        if !split {
+            for (k, v) in &leaves {
+                up.set(k, v.as_deref())?;
+            }
         }
         let root = up.root()?;
         (root, up.into_writes())

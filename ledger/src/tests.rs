@@ -1317,6 +1317,80 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
     );
 }
 
+/// Blocks that change hundreds of accounts walk the account trie on two threads (the second
+/// through a snapshot of the state before the block, with the held nodes over it): their
+/// state roots must be the ones a rebuild from the accounts gives, before a checkpoint,
+/// after one, and after the blocks come back from the block log.
+#[test]
+fn blocks_of_many_accounts_keep_their_state_roots() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let crashed = tempfile::tempdir().expect("tmp");
+    let open_big = |dir: &std::path::Path| {
+        Ledger::open(
+            &dir.join("ledger.redb"),
+            LedgerConfig {
+                genesis: GenesisConfig {
+                    chain_id: CHAIN_ID,
+                    timestamp: 1_700_000_000,
+                    allocation: Allocation::default(),
+                    dev_accounts: (0..2).map(|i| signer(i).address()).collect(),
+                    operator: signer(0).address(),
+                    test_accounts: 1_000,
+                },
+                pool: PoolConfig {
+                    per_sender: 400,
+                    total: 8192,
+                    ..PoolConfig::default()
+                },
+                cache_bytes: crate::chain::DEFAULT_CACHE_BYTES,
+            },
+        )
+        .expect("open ledger")
+    };
+    let l = open_big(dir.path());
+    l.set_checkpoint_interval(std::time::Duration::from_secs(3600));
+    let mut nonces = [0u64; 2];
+    let mut heads = Vec::new();
+    for block in 0..3u64 {
+        // Key 0 pays genesis test accounts, key 1 new ones: ~300 changed accounts a block.
+        for i in 0..150u64 {
+            for key in 0..2 {
+                let to = match key {
+                    0 => genesis::test_account((block * 150 + i) % 1_000),
+                    _ => Address::from_word(keccak256((block * 1_000 + i).to_be_bytes())),
+                };
+                l.submit_raw(&sign(
+                    key,
+                    Tx {
+                        to: Some(to),
+                        value: U256::from(1_000 + i),
+                        nonce: nonces[key],
+                        ..Default::default()
+                    },
+                ))
+                .expect("transfer");
+                nonces[key] += 1;
+            }
+        }
+        let b = seal_checked(&l);
+        assert_eq!(b.user_txs, 300);
+        assert_eq!(rebuilt_state_root(&l), b.header.state_root, "block {block}");
+        heads.push(b.header.hash_slow());
+        if block == 0 {
+            l.checkpoint().expect("checkpoint");
+        }
+    }
+    // Blocks 2 and 3 are durable through the block log only: copy the files as a crash
+    // would leave them and open the copy, which executes them again.
+    for f in ["ledger.redb", "ledger.wal", "ledger.pool.log"] {
+        std::fs::copy(dir.path().join(f), crashed.path().join(f)).expect("copy");
+    }
+    let back = open_big(crashed.path());
+    assert_eq!(back.head().header.number, 3);
+    assert_eq!(back.head().hash, heads[2]);
+    assert_eq!(rebuilt_state_root(&back), back.head().header.state_root);
+}
+
 /// The state root computed from scratch over every account (alloy-trie's `HashBuilder`).
 fn rebuilt_state_root(l: &Ledger) -> alloy_primitives::B256 {
     let (r, _) = l.state().expect("state");

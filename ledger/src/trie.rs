@@ -579,6 +579,59 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         Ok(r)
     }
 
+    /// Set the values under `updates` (sorted by key, none a removal) and hash what they
+    /// rewrote, as [`TrieUpdate::set`] for each and then [`TrieUpdate::root`] would, with the
+    /// work split between this thread and one more: below a root branch, the subtries of its
+    /// children share no node. The other thread reads through `shared`, which must see the
+    /// same nodes as this update's source (this one's need not be `Sync`). Returns `false`,
+    /// having changed nothing, where a split does not apply (few updates, a removal, a root
+    /// that is not a branch, or all keys under one child); the caller then sets them itself.
+    pub fn set_split<T: NodeSource + Sync>(
+        &mut self,
+        shared: &T,
+        updates: &[(B256, Option<Vec<u8>>)],
+    ) -> Result<bool> {
+        if updates.len() < SPLIT_MIN || updates.iter().any(|(_, v)| v.is_none()) {
+            return Ok(false);
+        }
+        let Some(Node::Branch { mut children }) = self.get(&[])? else {
+            return Ok(false);
+        };
+        let first = |u: &(B256, Option<Vec<u8>>)| u.0[0] >> 4;
+        // Halves of about equal size that do not share a child of the root.
+        let middle = first(&updates[updates.len() / 2]);
+        let mut at = updates.partition_point(|u| first(u) < middle);
+        if at == 0 {
+            at = updates.partition_point(|u| first(u) <= middle);
+        }
+        if at == updates.len() {
+            return Ok(false);
+        }
+        let (left, right) = updates.split_at(at);
+        let (prefix, store_leaves) = (self.prefix.clone(), self.store_leaves);
+        let (left, right) = std::thread::scope(|s| {
+            let other = s.spawn(|| update_children(shared, prefix, store_leaves, right));
+            let mine = update_children(self.src, self.prefix.clone(), self.store_leaves, left);
+            let other = other
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("a trie thread panicked".into())));
+            (mine, other)
+        });
+        let (left, right) = (left?, right?);
+        let mut changed = false;
+        for (refs, overlay) in [left, right] {
+            for (i, r) in refs {
+                children[usize::from(i)] = Some(r);
+                changed = true;
+            }
+            self.overlay.extend(overlay);
+        }
+        if changed {
+            self.put(Vec::new(), Node::Branch { children });
+        }
+        Ok(true)
+    }
+
     /// The root hash after the updates so far.
     pub fn root(&mut self) -> Result<B256> {
         if self.get(&[])?.is_none() {
@@ -612,6 +665,52 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
     }
+}
+
+/// Below this many updates a second thread costs more than it saves.
+const SPLIT_MIN: usize = 256;
+
+/// The changed children of a root branch, for [`TrieUpdate::set_split`]: each update applied
+/// below its child of the root, then each changed child hashed; returns (child, its new
+/// reference) for each changed child, and the rewritten nodes.
+#[allow(clippy::type_complexity)]
+fn update_children<T: NodeSource>(
+    src: &T,
+    prefix: Vec<u8>,
+    store_leaves: bool,
+    updates: &[(B256, Option<Vec<u8>>)],
+) -> Result<(
+    Vec<(u8, RlpNode)>,
+    alloy_primitives::map::HashMap<Vec<u8>, Option<Node>>,
+)> {
+    let mut up = TrieUpdate {
+        src,
+        prefix,
+        store_leaves,
+        overlay: Default::default(),
+    };
+    let mut dirty = [false; 16];
+    for (k, v) in updates {
+        let n = nibbles(k);
+        match up.update(&n[..1], &n[1..], v.as_deref())? {
+            Outcome::Unchanged => {}
+            Outcome::Changed => dirty[usize::from(n[0])] = true,
+            // A value set never removes a node.
+            Outcome::Removed => {
+                return Err(Error::Internal(
+                    "a trie update without removals removed a node".into(),
+                ));
+            }
+        }
+    }
+    let (mut path, mut buf) = (Vec::with_capacity(64), Vec::with_capacity(600));
+    let mut refs = Vec::new();
+    for (i, _) in dirty.iter().enumerate().filter(|(_, d)| **d) {
+        path.clear();
+        path.push(i as u8);
+        refs.push((i as u8, up.hash_at(&mut path, &mut buf)?));
+    }
+    Ok((refs, up.overlay))
 }
 
 /// The node at `path` of the trie under `prefix`: the stored one, or for a trie whose
@@ -817,6 +916,76 @@ mod tests {
             mem.apply(up.into_writes());
         }
         delete_every_key(&mut mem, &model, Owner::Storage(B256::ZERO));
+    }
+
+    #[test]
+    fn a_split_update_matches_one_thread() {
+        for owner in [Owner::Accounts, Owner::Storage(B256::repeat_byte(3))] {
+            let mut mem = Mem::default();
+            let mut model = BTreeMap::new();
+            let mut rng = Lcg(11);
+            // Some keys share long prefixes, so extensions split under the root's children.
+            let keys = keys_with_shared_prefixes(4_000, 97, 5, 0x5c);
+            let value = |rng: &mut Lcg| alloy_rlp::encode(rng.next());
+            for round in 0..6 {
+                let mut updates: Vec<(B256, Option<Vec<u8>>)> = (0..700)
+                    .map(|_| {
+                        let k = keys[(rng.next() % keys.len() as u64) as usize];
+                        (k, Some(value(&mut rng)))
+                    })
+                    .collect::<BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect();
+                updates.sort_by_key(|u| u.0);
+                let mut one = TrieUpdate::new(&mem, owner);
+                for (k, v) in &updates {
+                    one.set(k, v.as_deref()).expect("set");
+                }
+                let root_one = one.root().expect("root");
+                let writes_one = one.into_writes();
+                let mut split = TrieUpdate::new(&mem, owner);
+                // The first round starts from an empty trie: no root branch to split under.
+                assert_eq!(
+                    split.set_split(&mem, &updates).expect("split"),
+                    round > 0,
+                    "round {round}"
+                );
+                if round == 0 {
+                    for (k, v) in &updates {
+                        split.set(k, v.as_deref()).expect("set");
+                    }
+                }
+                assert_eq!(split.root().expect("root"), root_one, "round {round}");
+                assert_eq!(split.into_writes(), writes_one, "round {round}");
+                for (k, v) in updates {
+                    model.insert(k, v.expect("set"));
+                }
+                assert_eq!(root_one, reference_root(&model), "round {round}");
+                mem.apply(writes_one);
+                if owner == Owner::Accounts {
+                    mem.1 = model.clone();
+                }
+            }
+            // Where a split does not apply, nothing is changed.
+            let some: Vec<(B256, Option<Vec<u8>>)> =
+                model.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
+            let mut up = TrieUpdate::new(&mem, owner);
+            assert!(!up.set_split(&mem, &some[..SPLIT_MIN - 1]).expect("few"));
+            let mut with_removal = some[..SPLIT_MIN * 2].to_vec();
+            with_removal[7].1 = None;
+            assert!(!up.set_split(&mem, &with_removal).expect("removal"));
+            let one_child: Vec<(B256, Option<Vec<u8>>)> = (0..10_000u64)
+                .map(|i| keccak256(i.to_be_bytes()))
+                .filter(|k| k[0] >> 4 == 9)
+                .take(SPLIT_MIN)
+                .map(|k| (k, Some(vec![0x01])))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            assert_eq!(one_child.len(), SPLIT_MIN);
+            assert!(!up.set_split(&mem, &one_child).expect("one child"));
+            assert!(up.into_writes().is_empty());
+        }
     }
 
     #[test]
