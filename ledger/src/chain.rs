@@ -260,7 +260,8 @@ pub struct SealTimings {
     /// Writing the flat state (`accounts`, `storage`, `code`) and the change sets.
     pub state_writes: std::time::Duration,
     /// Writing the block itself: header, body, receipts, `tx_index`, `account_txs` and the
-    /// log indexes.
+    /// log indexes. All but the header are written on a second thread while the state is
+    /// applied, so this is what remained of them once the state was done, plus the header.
     pub store: std::time::Duration,
     /// Everything else up to and including the commit (the block log's fsync, redb's commit,
     /// and at a checkpoint the durable commit of everything since the last one).
@@ -1758,27 +1759,29 @@ impl Ledger {
 
         let w = self.db.begin_write()?;
         let state_started = std::time::Instant::now();
-        let (state_root, passer_root, pending, wiped, trie_time) = {
-            let held = self.read_nodes();
-            let mut stage = TrieStage::held(&held);
-            let (root, passer) = apply_state(&w, changes, number, true, &mut stage, Some(&view))?;
-            (root, passer, stage.pending, stage.wiped, stage.trie_time)
-        };
-        let state_time = state_started.elapsed();
+        // The block's body, receipts and indexes go in on a second thread while this one
+        // applies the state: they touch other tables (redb lets a write transaction's tables
+        // be written from several threads) and need nothing the state gives. The wait for
+        // them after the state counts as `store`, so the timings still add up to the block.
+        let (state, wait_started, blocked) = std::thread::scope(|s| {
+            let blocked = s.spawn(|| store_indexes(&w, number, &body, &receipts, &involved));
+            let state = {
+                let held = self.read_nodes();
+                let mut stage = TrieStage::held(&held);
+                apply_state(&w, changes, number, true, &mut stage, Some(&view)).map(
+                    |(root, passer)| (root, passer, stage.pending, stage.wiped, stage.trie_time),
+                )
+            };
+            let wait_started = std::time::Instant::now();
+            let blocked = blocked
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("the block store thread panicked".into())));
+            (state, wait_started, blocked)
+        });
+        let (state_root, passer_root, pending, wiped, trie_time) = state?;
+        let (transactions_root, receipts_root, logs_bloom) = blocked?;
+        let state_time = wait_started.saturating_duration_since(state_started);
         drop(view);
-        let envelopes: Vec<OpReceiptEnvelope> = receipts.iter().map(receipt_envelope).collect();
-        let receipts_root =
-            alloy_trie::root::ordered_trie_root_with_encoder(&envelopes, |r, buf| {
-                r.encode_2718(buf)
-            });
-        let transactions_root =
-            alloy_trie::root::ordered_trie_root_with_encoder(&body.txs, |t, buf| {
-                buf.extend_from_slice(t)
-            });
-        let mut logs_bloom = Bloom::ZERO;
-        for r in &receipts {
-            logs_bloom |= receipt_bloom(r);
-        }
         let header = Header {
             parent_hash: parent.hash,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -1804,9 +1807,8 @@ impl Ledger {
             block_access_list_hash: None,
             slot_number: None,
         };
-        let store_started = std::time::Instant::now();
-        let hash = store_block(&w, &header, &body, &receipts, &involved)?;
-        let store = store_started.elapsed();
+        let hash = store_header(&w, &header)?;
+        let store = wait_started.elapsed();
         {
             let mut m = w.open_table(META)?;
             m.insert("l1_number", l1_number)?;
@@ -2732,44 +2734,70 @@ fn store_block(
     receipts: &[StoredReceipt],
     involved: &[([u8; 20], u32)],
 ) -> Result<B256> {
+    store_indexes(w, header.number, body, receipts, involved)?;
+    store_header(w, header)
+}
+
+/// Write block `n`'s body, receipts, `tx_index`, `account_txs` and log indexes: the part of
+/// [`store_block`] that does not need the header. Returns the header's transactions root,
+/// receipts root and logs bloom, computed from the same body and receipts.
+fn store_indexes(
+    w: &WriteTransaction,
+    n: u64,
+    body: &StoredBody,
+    receipts: &[StoredReceipt],
+    involved: &[([u8; 20], u32)],
+) -> Result<(B256, B256, Bloom)> {
+    let envelopes: Vec<OpReceiptEnvelope> = receipts.iter().map(receipt_envelope).collect();
+    let receipts_root =
+        alloy_trie::root::ordered_trie_root_with_encoder(&envelopes, |r, buf| r.encode_2718(buf));
+    let transactions_root =
+        alloy_trie::root::ordered_trie_root_with_encoder(&body.txs, |t, buf| {
+            buf.extend_from_slice(t)
+        });
+    let mut logs_bloom = Bloom::ZERO;
+    for r in receipts {
+        logs_bloom |= receipt_bloom(r);
+    }
+    let body_bytes = postcard::to_allocvec(body).map_err(|e| Error::Internal(e.to_string()))?;
+    w.open_table(BODIES)?.insert(n, body_bytes.as_slice())?;
+    let rc_bytes =
+        postcard::to_allocvec(&receipts.to_vec()).map_err(|e| Error::Internal(e.to_string()))?;
+    w.open_table(RECEIPTS)?.insert(n, rc_bytes.as_slice())?;
+    let mut ix = w.open_table(TX_INDEX)?;
+    for (i, raw) in body.txs.iter().enumerate() {
+        ix.insert(keccak256(raw).0, (n, i as u32))?;
+    }
+    let mut at = w.open_table(ACCOUNT_TXS)?;
+    for (a, i) in involved {
+        at.insert((*a, n, *i), ())?;
+    }
+    let mut la = w.open_table(LOG_ADDRESSES)?;
+    let mut lt = w.open_table(LOG_TOPICS)?;
+    for r in receipts {
+        for l in &r.logs {
+            la.insert((l.address, n), ())?;
+            for t in &l.topics {
+                lt.insert((*t, n), ())?;
+            }
+        }
+    }
+    Ok((transactions_root, receipts_root, logs_bloom))
+}
+
+/// Write a block's header and make it the head: the part of [`store_block`] that needs the
+/// header. Returns the block hash.
+fn store_header(w: &WriteTransaction, header: &Header) -> Result<B256> {
     let hash = header.hash_slow();
     let n = header.number;
     w.open_table(HEADERS)?
         .insert(n, alloy_rlp::encode(header).as_slice())?;
     w.open_table(CANONICAL)?.insert(n, hash.0)?;
     w.open_table(BLOCK_NUMBERS)?.insert(hash.0, n)?;
-    let body_bytes = postcard::to_allocvec(body).map_err(|e| Error::Internal(e.to_string()))?;
-    w.open_table(BODIES)?.insert(n, body_bytes.as_slice())?;
-    let rc_bytes =
-        postcard::to_allocvec(&receipts.to_vec()).map_err(|e| Error::Internal(e.to_string()))?;
-    w.open_table(RECEIPTS)?.insert(n, rc_bytes.as_slice())?;
-    {
-        let mut ix = w.open_table(TX_INDEX)?;
-        for (i, raw) in body.txs.iter().enumerate() {
-            ix.insert(keccak256(raw).0, (n, i as u32))?;
-        }
-        let mut at = w.open_table(ACCOUNT_TXS)?;
-        for (a, i) in involved {
-            at.insert((*a, n, *i), ())?;
-        }
-        let mut la = w.open_table(LOG_ADDRESSES)?;
-        let mut lt = w.open_table(LOG_TOPICS)?;
-        for r in receipts {
-            for l in &r.logs {
-                la.insert((l.address, n), ())?;
-                for t in &l.topics {
-                    lt.insert((*t, n), ())?;
-                }
-            }
-        }
-    }
     w.open_table(META)?.insert("head", n)?;
     Ok(hash)
 }
 
-/// Apply a block's account changes to the flat state and the tries; returns the state root
-/// and the L2ToL1MessagePasser's storage root. With `history`, the prior value of every
-/// changed account and slot goes into the change sets under `block` (genesis has none).
 /// Write held trie nodes into the `trie` table (in key order, as the map keeps them).
 fn write_nodes_to(w: &WriteTransaction, nodes: &NodeOverlay) -> Result<()> {
     if nodes.is_empty() {
@@ -2785,6 +2813,11 @@ fn write_nodes_to(w: &WriteTransaction, nodes: &NodeOverlay) -> Result<()> {
     Ok(())
 }
 
+/// Apply a block's account changes to the flat state and the tries; returns the state root
+/// and the L2ToL1MessagePasser's storage root. With `history`, the prior value of every
+/// changed account and slot goes into the change sets under `block` (genesis has none).
+/// `before` is a snapshot of the state the block started from, through which the account
+/// trie's walk may use a second thread ([`TrieUpdate::set_split`]).
 fn apply_state(
     w: &WriteTransaction,
     changes: BTreeMap<Address, Change>,
