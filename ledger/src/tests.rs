@@ -28,6 +28,11 @@ fn signer(i: usize) -> PrivateKeySigner {
 }
 
 fn open(dir: &std::path::Path) -> Ledger {
+    open_with(dir, 0, PoolConfig::default())
+}
+
+/// A ledger with `test_accounts` funded genesis test accounts and the given pool limits.
+fn open_with(dir: &std::path::Path, test_accounts: u64, pool: PoolConfig) -> Ledger {
     let dev = (0..2).map(|i| signer(i).address()).collect();
     Ledger::open(
         &dir.join("ledger.redb"),
@@ -38,9 +43,9 @@ fn open(dir: &std::path::Path) -> Ledger {
                 allocation: Allocation::default(),
                 dev_accounts: dev,
                 operator: signer(0).address(),
-                test_accounts: 0,
+                test_accounts,
             },
-            pool: PoolConfig::default(),
+            pool,
             cache_bytes: crate::chain::DEFAULT_CACHE_BYTES,
         },
     )
@@ -1326,26 +1331,11 @@ fn blocks_of_many_accounts_keep_their_state_roots() {
     let dir = tempfile::tempdir().expect("tmp");
     let crashed = tempfile::tempdir().expect("tmp");
     let open_big = |dir: &std::path::Path| {
-        Ledger::open(
-            &dir.join("ledger.redb"),
-            LedgerConfig {
-                genesis: GenesisConfig {
-                    chain_id: CHAIN_ID,
-                    timestamp: 1_700_000_000,
-                    allocation: Allocation::default(),
-                    dev_accounts: (0..2).map(|i| signer(i).address()).collect(),
-                    operator: signer(0).address(),
-                    test_accounts: 1_000,
-                },
-                pool: PoolConfig {
-                    per_sender: 400,
-                    total: 8192,
-                    ..PoolConfig::default()
-                },
-                cache_bytes: crate::chain::DEFAULT_CACHE_BYTES,
-            },
-        )
-        .expect("open ledger")
+        let pool = PoolConfig {
+            per_sender: 400,
+            ..PoolConfig::default()
+        };
+        open_with(dir, 1_000, pool)
     };
     let l = open_big(dir.path());
     l.set_checkpoint_interval(std::time::Duration::from_secs(3600));
