@@ -1344,7 +1344,7 @@ fn blocks_of_many_accounts_keep_their_state_roots() {
     for block in 0..3u64 {
         // Key 0 pays genesis test accounts, key 1 new ones: ~300 changed accounts a block.
         for i in 0..150u64 {
-            for key in 0..2 {
+            for (key, nonce) in nonces.iter_mut().enumerate() {
                 let to = match key {
                     0 => genesis::test_account((block * 150 + i) % 1_000),
                     _ => Address::from_word(keccak256((block * 1_000 + i).to_be_bytes())),
@@ -1354,12 +1354,12 @@ fn blocks_of_many_accounts_keep_their_state_roots() {
                     Tx {
                         to: Some(to),
                         value: U256::from(1_000 + i),
-                        nonce: nonces[key],
+                        nonce: *nonce,
                         ..Default::default()
                     },
                 ))
                 .expect("transfer");
-                nonces[key] += 1;
+                *nonce += 1;
             }
         }
         let b = seal_checked(&l);
