@@ -55,7 +55,9 @@ pub struct BlockTiming {
     pub state_root_ms: f64,
     /// Writing the flat state and the change sets, ms.
     pub state_writes_ms: f64,
-    /// Writing the block itself (header, body, receipts, transaction and log indexes), ms.
+    /// Writing the block itself (header, body, receipts, transaction and log indexes), ms:
+    /// all but the header go in on a second thread while the state is applied, so this is
+    /// the wait for them after the state, plus the header.
     pub store_ms: f64,
     /// The rest up to and including the commit, ms.
     pub commit_ms: f64,
