@@ -160,16 +160,21 @@ fn as_send(req: &Value) -> Option<(Value, Result<Bytes, RpcError>)> {
         return None;
     }
     let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let raw = match req.get("params") {
-        None | Some(Value::Null) => Err(RpcError::params(
-            "missing value for required argument 0 (transaction)",
-        )),
-        Some(Value::Array(p)) => {
-            need(p, 0, "transaction").and_then(|v| parse_bytes(v, "transaction"))
-        }
+    Some((id, request_params(req).and_then(raw_tx_param)))
+}
+
+/// A request's params: absent or null is none; anything but an array is refused.
+fn request_params(req: &Value) -> Result<&[Value], RpcError> {
+    match req.get("params") {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
         Some(_) => Err(RpcError::params("params must be an array")),
-    };
-    Some((id, raw))
+    }
+}
+
+/// eth_sendRawTransaction's one argument: the signed transaction's bytes.
+fn raw_tx_param(p: &[Value]) -> Result<Bytes, RpcError> {
+    parse_bytes(need(p, 0, "transaction")?, "transaction")
 }
 
 /// Submit a chunk of a batch's transactions (batch position, request id, bytes) in one
@@ -229,12 +234,9 @@ async fn handle_one(node: Arc<LedgerNode>, req: Value) -> Value {
     else {
         return error_response(id, RpcError::new(-32600, "invalid request: no method"));
     };
-    let params = match req.get("params") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => {
-            return error_response(id, RpcError::params("params must be an array"));
-        }
+    let params = match request_params(&req) {
+        Ok(p) => p.to_vec(),
+        Err(e) => return error_response(id, e),
     };
     let started = std::time::Instant::now();
     let m = method.clone();
@@ -563,10 +565,7 @@ fn call(node: &LedgerNode, method: &str, p: &[Value]) -> R {
             let b = state_block(l, param(p, 1))?;
             Ok(q(l.estimate_gas_at(&req, b)?))
         }
-        "eth_sendRawTransaction" => {
-            let raw = parse_bytes(need(p, 0, "transaction")?, "transaction")?;
-            Ok(json!(l.submit_raw(&raw)?))
-        }
+        "eth_sendRawTransaction" => Ok(json!(l.submit_raw(&raw_tx_param(p)?)?)),
         "eth_getBlockByNumber" => {
             let n = block_number(l, Some(need(p, 0, "block")?))?;
             let full = param(p, 1).and_then(Value::as_bool).unwrap_or(false);

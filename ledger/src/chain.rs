@@ -1274,20 +1274,19 @@ impl Ledger {
     pub fn submit_raws(&self, raws: &[&[u8]]) -> Vec<Result<B256>> {
         let snapshot = self.db.begin_read().map_err(Error::from).and_then(|r| {
             let index = open_ro(&r, TX_INDEX)?;
-            Ok((r, index))
+            let view = StateView::accounts_only(&r)?;
+            Ok((r, index, view))
         });
-        let (r, index) = match snapshot {
+        let (r, index, view) = match snapshot {
             Ok(s) => s,
             Err(e) => {
+                // The first answer keeps the error as it came; the rest repeat its message.
                 let why = e.to_string();
-                return raws.iter().map(|_| Err(Error::Db(why.clone()))).collect();
-            }
-        };
-        let view = match StateView::accounts_only(&r) {
-            Ok(v) => v,
-            Err(e) => {
-                let why = e.to_string();
-                return raws.iter().map(|_| Err(Error::Db(why.clone()))).collect();
+                let mut first = Some(e);
+                return raws
+                    .iter()
+                    .map(|_| Err(first.take().unwrap_or_else(|| Error::Db(why.clone()))))
+                    .collect();
             }
         };
         let mut answers: Vec<Result<B256>> = Vec::with_capacity(raws.len());

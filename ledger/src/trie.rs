@@ -228,8 +228,11 @@ pub struct TrieUpdate<'s, S: NodeSource> {
     /// False for the account trie: its leaves come from [`NodeSource::account_leaf`], and
     /// a rewritten leaf is written as a deletion of its path.
     store_leaves: bool,
-    overlay: alloy_primitives::map::HashMap<Vec<u8>, Option<Node>>,
+    overlay: Overlay,
 }
+
+/// An update's rewritten nodes by path (`None`: removed).
+type Overlay = alloy_primitives::map::HashMap<Vec<u8>, Option<Node>>;
 
 impl<S: NodeSource> std::fmt::Debug for TrieUpdate<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -673,16 +676,12 @@ const SPLIT_MIN: usize = 256;
 /// The changed children of a root branch, for [`TrieUpdate::set_split`]: each update applied
 /// below its child of the root, then each changed child hashed; returns (child, its new
 /// reference) for each changed child, and the rewritten nodes.
-#[allow(clippy::type_complexity)]
 fn update_children<T: NodeSource>(
     src: &T,
     prefix: Vec<u8>,
     store_leaves: bool,
     updates: &[(B256, Option<Vec<u8>>)],
-) -> Result<(
-    Vec<(u8, RlpNode)>,
-    alloy_primitives::map::HashMap<Vec<u8>, Option<Node>>,
-)> {
+) -> Result<(Vec<(u8, RlpNode)>, Overlay)> {
     let mut up = TrieUpdate {
         src,
         prefix,
@@ -928,7 +927,8 @@ mod tests {
             let keys = keys_with_shared_prefixes(4_000, 97, 5, 0x5c);
             let value = |rng: &mut Lcg| alloy_rlp::encode(rng.next());
             for round in 0..6 {
-                let mut updates: Vec<(B256, Option<Vec<u8>>)> = (0..700)
+                // Sorted by key, as a BTreeMap gives them.
+                let updates: Vec<(B256, Option<Vec<u8>>)> = (0..700)
                     .map(|_| {
                         let k = keys[(rng.next() % keys.len() as u64) as usize];
                         (k, Some(value(&mut rng)))
@@ -936,7 +936,6 @@ mod tests {
                     .collect::<BTreeMap<_, _>>()
                     .into_iter()
                     .collect();
-                updates.sort_by_key(|u| u.0);
                 let mut one = TrieUpdate::new(&mem, owner);
                 for (k, v) in &updates {
                     one.set(k, v.as_deref()).expect("set");
