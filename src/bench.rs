@@ -758,6 +758,15 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
         v.sort_by(f64::total_cmp);
         v
     };
+    // The state root's cost per trie node written: what "flat as the state grows" can mean
+    // for a Merkle-Patricia trie, whose paths deepen by one nibble per 16× more accounts.
+    let mut per_node: Vec<f64> = blocks
+        .iter()
+        .filter(|b| f(b, "trie_nodes") > 0.0)
+        .map(|b| f(b, "state_root_ms") * 1000.0 / f(b, "trie_nodes"))
+        .collect();
+    per_node.sort_by(f64::total_cmp);
+    let (trie_nodes, changed) = (sorted("trie_nodes"), sorted("accounts"));
     let (execute, state_root, state_writes, store, commit) = (
         sorted("execute_ms"),
         sorted("state_root_ms"),
@@ -798,6 +807,11 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             "state_writes": {"p50": percentile(&state_writes, 0.5), "p99": percentile(&state_writes, 0.99)},
             "store": {"p50": percentile(&store, 0.5), "p99": percentile(&store, 0.99)},
             "commit": {"p50": percentile(&commit, 0.5), "p99": percentile(&commit, 0.99)},
+        },
+        "state_root_per_block": {
+            "changed_accounts_p50": percentile(&changed, 0.5),
+            "trie_nodes_p50": percentile(&trie_nodes, 0.5),
+            "us_per_trie_node": {"p50": percentile(&per_node, 0.5), "p99": percentile(&per_node, 0.99)},
         },
         "block_secs_total": {
             "execute": total(&execute),
@@ -844,6 +858,13 @@ pub async fn ledger(args: LedgerBench, node_url: &str, json_out: bool) -> anyhow
             percentile(&store, 0.99),
             percentile(&commit, 0.5),
             percentile(&commit, 0.99),
+        );
+        println!(
+            "state root per block (p50): {:.0} changed accounts, {:.0} trie nodes written, {:.2} µs per node (p99 {:.2})",
+            percentile(&changed, 0.5),
+            percentile(&trie_nodes, 0.5),
+            percentile(&per_node, 0.5),
+            percentile(&per_node, 0.99),
         );
         println!(
             "sealing time in all, s: execute {:.1}, state root {:.1}, state writes {:.1}, store {:.1}, commit {:.1} (of which {} checkpoints {:.1})",

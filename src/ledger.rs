@@ -63,6 +63,10 @@ pub struct BlockTiming {
     pub commit_ms: f64,
     /// Whether the commit was a checkpoint (durable in redb; see `[ledger] checkpoint_secs`).
     pub checkpoint: bool,
+    /// Accounts the block changed.
+    pub accounts: usize,
+    /// Trie nodes the block wrote or removed (the state root's work).
+    pub trie_nodes: usize,
 }
 
 impl std::fmt::Debug for LedgerNode {
@@ -212,6 +216,8 @@ impl LedgerNode {
                     store_ms: ms(t.store),
                     commit_ms: ms(t.commit),
                     checkpoint: t.checkpoint,
+                    accounts: t.accounts,
+                    trie_nodes: t.trie_nodes,
                 });
             }),
         );

@@ -211,6 +211,17 @@ async fn json_rpc_methods_batches_and_errors() {
         }
         assert!(b["checkpoint"].is_boolean(), "checkpoint: {b}");
     }
+    // The transfer's block changed at least its sender, its recipient and the fee vaults,
+    // and rewrote trie nodes for them.
+    let block = sealed
+        .iter()
+        .find(|b| b["number"].as_u64() == Some(mined))
+        .expect("the transfer's block");
+    assert!(block["accounts"].as_u64() >= Some(3), "accounts: {block}");
+    assert!(
+        block["trie_nodes"].as_u64() >= Some(3),
+        "trie_nodes: {block}"
+    );
     let last = sealed
         .last()
         .and_then(|b| b["number"].as_u64())

@@ -268,6 +268,11 @@ pub struct SealTimings {
     pub commit: std::time::Duration,
     /// Whether this block's commit was a checkpoint (durable in redb, the block log emptied).
     pub checkpoint: bool,
+    /// Accounts the block changed.
+    pub accounts: usize,
+    /// Trie nodes (account and storage tries) the block wrote or removed: the state root's
+    /// work, which grows with the changed keys and the depth of their paths, not the state.
+    pub trie_nodes: usize,
 }
 
 /// Settings of a ledger.
@@ -1756,6 +1761,7 @@ impl Ledger {
         drop(cache);
         let execute = started.elapsed();
 
+        let changed_accounts = changes.len();
         let w = self.db.begin_write()?;
         let state_started = std::time::Instant::now();
         // The block's body, receipts and indexes go in on a second thread while this one
@@ -1778,6 +1784,7 @@ impl Ledger {
             (state, wait_started, blocked)
         });
         let (state_root, passer_root, pending, wiped, trie_time) = state?;
+        let trie_nodes = pending.len();
         let (transactions_root, receipts_root, logs_bloom) = blocked?;
         let state_time = wait_started.saturating_duration_since(state_started);
         drop(view);
@@ -1869,6 +1876,8 @@ impl Ledger {
                     .elapsed()
                     .saturating_sub(execute + state_time + store),
                 checkpoint,
+                accounts: changed_accounts,
+                trie_nodes,
             },
         })
     }

@@ -671,8 +671,8 @@ pub(super) async fn events(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
 }
 
 /// `GET /api/v1/ledger/timings?after=N`: how the blocks this process sealed were made
-/// (execute / state root / state writes / commit ms, transactions, gas), oldest first, after
-/// block N.
+/// (execute / state root / state writes / commit ms, transactions, gas, changed accounts,
+/// trie nodes written), oldest first, after block N.
 pub(super) async fn timings(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
     let after: u64 = req.q_parse("after")?.unwrap_or(0);
     let items: Vec<crate::ledger::BlockTiming> = node
