@@ -11,7 +11,7 @@ use crate::chain::{Ledger, Sealed};
 
 /// How far behind its schedule a sequencer still catches up; past it (a suspended machine,
 /// a stall of many seconds) the schedule starts again from the present.
-pub const MAX_CATCH_UP: Duration = Duration::from_secs(10);
+const MAX_CATCH_UP: Duration = Duration::from_secs(10);
 
 /// When the block after the one due at `due` is due, its sealing having started at `now`.
 ///
@@ -20,7 +20,7 @@ pub const MAX_CATCH_UP: Duration = Duration::from_secs(10);
 /// delayed, so a stall costs latency, not block space. Starting the schedule again from each
 /// late block instead would lose the slots of every stall for good; at 0.25 s blocks an 8 s
 /// checkpoint rhythm with 1–2 s commits loses 10–20 % of the chain's capacity that way.
-pub fn next_slot(due: Instant, now: Instant, block_time: Duration) -> Instant {
+fn next_slot(due: Instant, now: Instant, block_time: Duration) -> Instant {
     let next = due + block_time;
     if now.saturating_duration_since(next) > MAX_CATCH_UP {
         now + block_time
