@@ -143,6 +143,11 @@ pub struct LedgerSettings {
     /// Megabytes of `ledger.redb` pages kept in memory.
     #[serde(default = "default_ledger_cache_mb")]
     pub cache_mb: u64,
+    /// Megabytes of the account trie's nodes kept in memory for the state root (the whole
+    /// trie of a million accounts takes about 110); past it the deepest levels are read
+    /// from `ledger.redb`. 0 reads every node from there.
+    #[serde(default = "default_trie_cache_mb")]
+    pub trie_cache_mb: u64,
 }
 
 fn default_checkpoint() -> f64 {
@@ -151,6 +156,10 @@ fn default_checkpoint() -> f64 {
 
 fn default_ledger_cache_mb() -> u64 {
     1024
+}
+
+fn default_trie_cache_mb() -> u64 {
+    (commons_ledger::chain::DEFAULT_TRIE_CACHE_BYTES >> 20) as u64
 }
 
 fn default_block_time() -> f64 {
@@ -177,6 +186,7 @@ impl Default for LedgerSettings {
             genesis_test_accounts: 0,
             checkpoint_secs: default_checkpoint(),
             cache_mb: default_ledger_cache_mb(),
+            trie_cache_mb: default_trie_cache_mb(),
         }
     }
 }
@@ -498,9 +508,15 @@ mod tests {
         let file = dir.path().join("commons.toml");
         let c = Config::load(dir.path(), &Overrides::default()).expect("defaults");
         assert_eq!((c.ledger.checkpoint_secs, c.ledger.cache_mb), (8.0, 1024));
-        std::fs::write(&file, "[ledger]\ncheckpoint_secs = 10\ncache_mb = 4096\n").expect("write");
+        assert_eq!(c.ledger.trie_cache_mb, 512);
+        std::fs::write(
+            &file,
+            "[ledger]\ncheckpoint_secs = 10\ncache_mb = 4096\ntrie_cache_mb = 0\n",
+        )
+        .expect("write");
         let c = Config::load(dir.path(), &Overrides::default()).expect("load");
         assert_eq!((c.ledger.checkpoint_secs, c.ledger.cache_mb), (10.0, 4096));
+        assert_eq!(c.ledger.trie_cache_mb, 0);
         for (bad, key) in [
             ("checkpoint_secs = -1", "checkpoint_secs"),
             ("checkpoint_secs = nan", "checkpoint_secs"),

@@ -53,6 +53,9 @@ pub struct BlockTiming {
     pub execute_ms: f64,
     /// Computing the state root (the trie updates), ms.
     pub state_root_ms: f64,
+    /// CPU time of the state root's work on both threads that share it, ms: its cost
+    /// apart from waiting for a core.
+    pub state_root_cpu_ms: f64,
     /// Writing the flat state and the change sets, ms.
     pub state_writes_ms: f64,
     /// Writing the block itself (header, body, receipts, transaction and log indexes), ms:
@@ -155,6 +158,8 @@ impl LedgerNode {
                     genesis: genesis_config(config)?,
                     pool: PoolConfig::default(),
                     cache_bytes: (config.ledger.cache_mb as usize).saturating_mul(1 << 20),
+                    trie_cache_bytes: (config.ledger.trie_cache_mb as usize)
+                        .saturating_mul(1 << 20),
                 },
             )
             .with_context(|| format!("cannot open the ledger {}", path.display()))?,
@@ -212,6 +217,7 @@ impl LedgerNode {
                         .unwrap_or(0),
                     execute_ms: ms(t.execute),
                     state_root_ms: ms(t.state_root),
+                    state_root_cpu_ms: ms(t.state_root_cpu),
                     state_writes_ms: ms(t.state_writes),
                     store_ms: ms(t.store),
                     commit_ms: ms(t.commit),

@@ -7,7 +7,8 @@
 //! (the dev-account allocation, so the state and its trie are built by the same code as any
 //! block), then seals blocks of 1,400 native transfers to new accounts and prints the median
 //! per-block times. The ERC-20 and eth_call measurements run on the last (largest) ledger.
-//! BENCHMARKS.md keeps the figures with the command and machine.
+//! BENCHMARKS.md keeps the figures with the command and machine. `TRIE_CACHE_MB=0` runs it
+//! without the account trie's node cache, for comparison.
 
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,16 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// A ledger whose genesis funds the senders and `filler` more accounts.
+/// The account trie node cache: `TRIE_CACHE_MB` when set (0 turns it off, to compare),
+/// else the node's default.
+fn trie_cache_bytes() -> usize {
+    std::env::var("TRIE_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|mb| mb << 20)
+        .unwrap_or(commons_ledger::chain::DEFAULT_TRIE_CACHE_BYTES)
+}
+
 fn open(dir: &std::path::Path, senders: &[PrivateKeySigner], filler: usize) -> Ledger {
     let mut dev: Vec<Address> = senders.iter().map(|s| s.address()).collect();
     dev.extend(
@@ -124,6 +135,7 @@ fn open(dir: &std::path::Path, senders: &[PrivateKeySigner], filler: usize) -> L
                 price_bump_percent: 10,
             },
             cache_bytes: commons_ledger::chain::DEFAULT_CACHE_BYTES,
+            trie_cache_bytes: trie_cache_bytes(),
         },
     )
     .expect("open")
@@ -186,12 +198,13 @@ fn main() {
          (median of {MEASURED} blocks after {WARMUP})"
     );
     println!(
-        "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>15}  {:>9}  {:>11}",
+        "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>13}  {:>15}  {:>9}  {:>11}",
         "accounts",
         "genesis_s",
         "execute_ms",
         "state_root_ms",
         "(min..max)",
+        "root_cpu_ms",
         "state_writes_ms",
         "commit_ms",
         "transfers/s"
@@ -214,6 +227,7 @@ fn main() {
         let t = transfer_blocks(&ledger, &mut senders, &mut made, MEASURED);
         let mut exec: Vec<Duration> = t.iter().map(|t| t.execute).collect();
         let mut root: Vec<Duration> = t.iter().map(|t| t.state_root).collect();
+        let mut root_cpu: Vec<Duration> = t.iter().map(|t| t.state_root_cpu).collect();
         let mut writes: Vec<Duration> = t.iter().map(|t| t.state_writes).collect();
         let mut commit: Vec<Duration> = t.iter().map(|t| t.store + t.commit).collect();
         let total: Duration = t.iter().map(seal_time).sum();
@@ -222,15 +236,26 @@ fn main() {
             root.iter().max().copied().unwrap_or_default(),
         );
         println!(
-            "{:>9}  {:>10.1}  {:>10.1}  {:>13.1}  {:>12}  {:>15.1}  {:>9.1}  {:>11.0}",
+            "{:>9}  {:>10.1}  {:>10.1}  {:>13.1}  {:>12}  {:>13.1}  {:>15.1}  {:>9.1}  {:>11.0}",
             size + keys.len(),
             genesis_s,
             ms(median(&mut exec)),
             ms(median(&mut root)),
             format!("{:.0}..{:.0}", ms(lo), ms(hi)),
+            ms(median(&mut root_cpu)),
             ms(median(&mut writes)),
             ms(median(&mut commit)),
             (MEASURED * PER_BLOCK) as f64 / total.as_secs_f64(),
+        );
+        let (nodes, bytes, depths) = ledger.trie_cache_stats();
+        println!(
+            "           account trie node cache: {nodes} nodes, {:.1} MB, {}",
+            bytes as f64 / f64::from(1 << 20),
+            match depths {
+                0 => "off".to_string(),
+                65.. => "every depth".to_string(),
+                d => format!("paths shorter than {d} nibbles"),
+            }
         );
         last = Some((dir, ledger, senders));
     }

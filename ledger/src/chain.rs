@@ -32,7 +32,7 @@ use crate::error::{Error, Result, TxError};
 use crate::exec::{self, BlockParams};
 use crate::genesis::{self, GenesisConfig};
 use crate::pool::{Pool, PoolConfig, PoolTx};
-use crate::trie::{self, NodeSource, Owner, TrieUpdate};
+use crate::trie::{self, KeyChange, NodeCache, NodeSource, Owner, TrieUpdate};
 use crate::wal::{PoolLog, PoolRecord, Wal, WalRecord};
 
 /// The most changed keys (accounts, and slots of the account asked about) a proof at an
@@ -273,6 +273,10 @@ pub struct SealTimings {
     /// Trie nodes (account and storage tries) the block wrote or removed: the state root's
     /// work, which grows with the changed keys and the depth of their paths, not the state.
     pub trie_nodes: usize,
+    /// CPU time of the state root's work, on both threads that share it. Below
+    /// [`SealTimings::state_root`] when part of it ran in parallel; above it when the
+    /// sealing threads waited for a core (RPC threads share the machine's cores).
+    pub state_root_cpu: std::time::Duration,
 }
 
 /// Settings of a ledger.
@@ -286,10 +290,17 @@ pub struct LedgerConfig {
     /// Bytes of `ledger.redb` pages redb keeps in memory ([`DEFAULT_CACHE_BYTES`]): at a
     /// million accounts the tries and tables outgrow the default, and every miss is a read.
     pub cache_bytes: usize,
+    /// Bytes of the account trie's nodes kept in memory for the state root
+    /// ([`DEFAULT_TRIE_CACHE_BYTES`]; see [`trie::NodeCache`]); 0 reads them all from redb.
+    pub trie_cache_bytes: usize,
 }
 
 /// The default of [`LedgerConfig::cache_bytes`] (redb's own default).
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
+/// The default of [`LedgerConfig::trie_cache_bytes`]: the whole account trie up to a few
+/// million accounts (a million took about 110 MB, BENCHMARKS.md).
+pub const DEFAULT_TRIE_CACHE_BYTES: usize = 512 << 20;
 
 /// The chain.
 pub struct Ledger {
@@ -313,6 +324,9 @@ pub struct Ledger {
     /// Trie nodes written by the blocks since the last checkpoint, not yet in the `trie`
     /// table (see [`NodeOverlay`]).
     nodes: RwLock<NodeOverlay>,
+    /// The account trie's nodes in memory, as of the last committed block. Lock order:
+    /// after `nodes`.
+    trie_cache: RwLock<NodeCache>,
 }
 
 /// Trie node writes held in memory between checkpoints: full node key → `Some(encoded)`, or
@@ -327,30 +341,61 @@ struct TrieStage<'a> {
     /// `None`: straight into the `trie` table (genesis); otherwise the nodes of earlier
     /// blocks still in memory, which reads consult first.
     held: Option<&'a NodeOverlay>,
+    /// The account trie's cached nodes, consulted before anything else.
+    cache: Option<&'a NodeCache>,
     /// This block's node writes, in order.
     pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// Storage tries this block wiped (their owner prefixes): held nodes under them are gone.
     wiped: Vec<Vec<u8>>,
     /// Time spent in trie updates (the state root), apart from the flat state writes.
-    trie_time: std::time::Duration,
+    times: TrieTimes,
+}
+
+/// Wall time of trie updates, and their CPU time on every thread that did them.
+#[derive(Debug, Clone, Copy, Default)]
+struct TrieTimes {
+    wall: std::time::Duration,
+    cpu: std::time::Duration,
+}
+
+/// Wall and CPU time of one stretch of trie work, added to the stage's when it ends.
+struct TrieClock {
+    wall: std::time::Instant,
+    cpu: std::time::Duration,
+}
+
+impl TrieClock {
+    fn start() -> Self {
+        TrieClock {
+            wall: std::time::Instant::now(),
+            cpu: trie::thread_cpu_time(),
+        }
+    }
+
+    fn stop(self, times: &mut TrieTimes) {
+        times.wall += self.wall.elapsed();
+        times.cpu += trie::thread_cpu_time().saturating_sub(self.cpu);
+    }
 }
 
 impl<'a> TrieStage<'a> {
     fn direct() -> Self {
         TrieStage {
             held: None,
+            cache: None,
             pending: Vec::new(),
             wiped: Vec::new(),
-            trie_time: std::time::Duration::ZERO,
+            times: TrieTimes::default(),
         }
     }
 
-    fn held(nodes: &'a NodeOverlay) -> Self {
+    fn held(nodes: &'a NodeOverlay, cache: &'a NodeCache) -> Self {
         TrieStage {
             held: Some(nodes),
+            cache: Some(cache),
             pending: Vec::new(),
             wiped: Vec::new(),
-            trie_time: std::time::Duration::ZERO,
+            times: TrieTimes::default(),
         }
     }
 
@@ -398,15 +443,20 @@ fn merge_nodes(
     nodes.extend(pending);
 }
 
-/// Reads trie nodes through the held ones, then the table.
+/// Reads trie nodes through the cache, the held ones, then the table.
 struct Layered<'a, S> {
     table: &'a S,
+    cache: Option<&'a NodeCache>,
     held: Option<&'a NodeOverlay>,
     wiped: &'a [Vec<u8>],
 }
 
 impl<S: NodeSource> NodeSource for Layered<'_, S> {
     fn node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        // The cache holds the account trie only, which is never wiped.
+        if let Some(hit) = self.cache.and_then(|c| c.get(key)) {
+            return Ok(hit.map(<[u8]>::to_vec));
+        }
         if let Some(held) = self.held
             && !self.wiped.iter().any(|w| key.starts_with(w))
             && let Some(v) = held.get(key)
@@ -705,6 +755,15 @@ impl Ledger {
         let (mut pool_log, mut pooled) = PoolLog::open(&pool_path(path))?;
         pooled.extend(Self::move_pool(&db, path, &mut pool_log)?);
         let (log, logged) = Wal::open(&path.with_extension("wal"))?;
+        let started = std::time::Instant::now();
+        let trie_cache = Self::load_trie_cache(&db, cfg.trie_cache_bytes)?;
+        tracing::info!(
+            nodes = trie_cache.len(),
+            mb = trie_cache.bytes() >> 20,
+            depths = trie_cache.covers(),
+            ms = started.elapsed().as_millis() as u64,
+            "loaded the account trie's node cache"
+        );
         let ledger = Ledger {
             db,
             genesis,
@@ -720,6 +779,7 @@ impl Ledger {
             }),
             checkpoint_ms: AtomicU64::new(CHECKPOINT_EVERY.as_millis() as u64),
             nodes: RwLock::new(NodeOverlay::new()),
+            trie_cache: RwLock::new(trie_cache),
         };
         ledger.replay(logged)?;
         ledger.reload_pool(pooled)?;
@@ -959,9 +1019,10 @@ impl Ledger {
         if due {
             // Merged into a copy: if the commit fails, the held nodes still match redb.
             let mut all = nodes.clone();
-            merge_nodes(&mut all, &wiped, pending);
+            merge_nodes(&mut all, &wiped, pending.clone());
             write_nodes_to(&w, &all)?;
             w.commit()?;
+            self.write_cache().apply(&pending);
             nodes.clear();
             wal.log.clear()?;
             wal.last_durable = std::time::Instant::now();
@@ -969,6 +1030,7 @@ impl Ledger {
             w.set_durability(Durability::None)
                 .map_err(|e| Error::Db(e.to_string()))?;
             w.commit()?;
+            self.write_cache().apply(&pending);
             merge_nodes(&mut nodes, &wiped, pending);
         }
         Ok(due)
@@ -1004,6 +1066,50 @@ impl Ledger {
 
     fn read_nodes(&self) -> std::sync::RwLockReadGuard<'_, NodeOverlay> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_cache(&self) -> std::sync::RwLockWriteGuard<'_, NodeCache> {
+        // Changed only after a commit succeeded, by whole-block applies.
+        self.trie_cache.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, NodeCache> {
+        self.trie_cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The account trie's node cache: (nodes held, bytes as counted against the budget,
+    /// path lengths covered; 65 covers every path).
+    pub fn trie_cache_stats(&self) -> (usize, usize, usize) {
+        let c = self.read_cache();
+        (c.len(), c.bytes(), c.covers())
+    }
+
+    /// Load the account trie's stored nodes into a [`NodeCache`] of `budget` bytes: one pass
+    /// to size each depth, one to load the depths that fit.
+    fn load_trie_cache(db: &Database, budget: usize) -> Result<NodeCache> {
+        let r = db.begin_read()?;
+        let Some(t) = open_ro(&r, TRIE)? else {
+            return Ok(NodeCache::new(0, budget));
+        };
+        let (lo, hi) = (
+            Owner::Accounts.prefix(),
+            prefix_end(&Owner::Accounts.prefix()),
+        );
+        let mut per_depth = [0usize; 65];
+        for e in t.range(lo.as_slice()..hi.as_slice())? {
+            let (k, v) = e?;
+            let d = k.value().len().saturating_sub(1).min(64);
+            per_depth[d] += NodeCache::cost(d, v.value().len());
+        }
+        let covers = NodeCache::depths_within(&per_depth, budget);
+        let mut cache = NodeCache::new(covers, budget);
+        if covers > 0 {
+            for e in t.range(lo.as_slice()..hi.as_slice())? {
+                let (k, v) = e?;
+                cache.insert_loaded(&k.value()[1..], v.value());
+            }
+        }
+        Ok(cache)
     }
 
     /// How long blocks may be durable through the block log alone before a checkpoint
@@ -1772,10 +1878,10 @@ impl Ledger {
             let blocked = s.spawn(|| store_indexes(&w, number, &body, &receipts, &involved));
             let state = {
                 let held = self.read_nodes();
-                let mut stage = TrieStage::held(&held);
-                apply_state(&w, changes, number, true, &mut stage, Some(&view)).map(
-                    |(root, passer)| (root, passer, stage.pending, stage.wiped, stage.trie_time),
-                )
+                let cache = self.read_cache();
+                let mut stage = TrieStage::held(&held, &cache);
+                apply_state(&w, changes, number, true, &mut stage, Some(&view))
+                    .map(|(root, passer)| (root, passer, stage.pending, stage.wiped, stage.times))
             };
             let wait_started = std::time::Instant::now();
             let blocked = blocked
@@ -1783,7 +1889,7 @@ impl Ledger {
                 .unwrap_or_else(|_| Err(Error::Internal("the block store thread panicked".into())));
             (state, wait_started, blocked)
         });
-        let (state_root, passer_root, pending, wiped, trie_time) = state?;
+        let (state_root, passer_root, pending, wiped, trie_times) = state?;
         let trie_nodes = pending.len();
         let (transactions_root, receipts_root, logs_bloom) = blocked?;
         let state_time = wait_started.saturating_duration_since(state_started);
@@ -1869,8 +1975,8 @@ impl Ledger {
             user_txs,
             timings: SealTimings {
                 execute,
-                state_root: trie_time,
-                state_writes: state_time.saturating_sub(trie_time),
+                state_root: trie_times.wall,
+                state_writes: state_time.saturating_sub(trie_times.wall),
                 store,
                 commit: started
                     .elapsed()
@@ -1878,6 +1984,7 @@ impl Ledger {
                 checkpoint,
                 accounts: changed_accounts,
                 trie_nodes,
+                state_root_cpu: trie_times.cpu,
             },
         })
     }
@@ -2348,6 +2455,7 @@ impl Ledger {
         if n == head {
             let nodes = Layered {
                 table: &now,
+                cache: None,
                 held: Some(&held),
                 wiped: &[],
             };
@@ -2382,6 +2490,7 @@ impl Ledger {
         let held = copy;
         let nodes = Layered {
             table: &now,
+            cache: None,
             held: Some(&held),
             wiped: &[],
         };
@@ -2840,7 +2949,7 @@ fn apply_state(
     let mut tries = w.open_table(TRIE)?;
     let mut acc_hist = w.open_table(ACCOUNT_HISTORY)?;
     let mut slot_hist = w.open_table(STORAGE_HISTORY)?;
-    let mut leaves: Vec<(B256, Option<Vec<u8>>)> = Vec::new();
+    let mut leaves: Vec<KeyChange> = Vec::new();
     // Account writes wait until the account trie is updated: where the trie has no stored
     // leaf it reads the leaf from `accounts`, which must still hold the state before the
     // block.
@@ -2909,7 +3018,11 @@ fn apply_state(
             if old.is_some() {
                 record_account(&mut acc_hist, None, slots_listed, &mut listed)?;
                 account_writes.push((ha, None));
-                leaves.push((ha, None));
+                leaves.push(KeyChange {
+                    key: ha,
+                    value: None,
+                    existed: true,
+                });
             }
             continue;
         };
@@ -2921,16 +3034,23 @@ fn apply_state(
                 };
                 let src = Layered {
                     table: &tables,
+                    cache: stage.cache,
                     held: stage.held,
                     wiped: &stage.wiped,
                 };
                 let mut up = TrieUpdate::new(&src, Owner::Storage(ha));
-                for (slot, val) in &ch.storage {
-                    let hs = keccak256(slot.to_be_bytes::<32>());
-                    let t = std::time::Instant::now();
+                let t = TrieClock::start();
+                let hashed: Vec<B256> = ch
+                    .storage
+                    .keys()
+                    .map(|slot| keccak256(slot.to_be_bytes::<32>()))
+                    .collect();
+                for (hs, val) in hashed.iter().zip(ch.storage.values()) {
                     let leaf = (!val.is_zero()).then(|| alloy_rlp::encode(val));
-                    up.set(&hs, leaf.as_deref())?;
-                    stage.trie_time += t.elapsed();
+                    up.set(hs, leaf.as_deref())?;
+                }
+                t.stop(&mut stage.times);
+                for (hs, val) in hashed.iter().zip(ch.storage.values()) {
                     // redb hands back the value it replaced: the change set costs no read.
                     let prior = if val.is_zero() {
                         storage.remove((ha.0, hs.0))?.map(|g| g.value())
@@ -2945,15 +3065,15 @@ fn apply_state(
                         slots_listed.push(hs.0);
                     }
                 }
-                let t = std::time::Instant::now();
+                let t = TrieClock::start();
                 storage_root = up.root()?;
                 let writes = up.into_writes();
-                stage.trie_time += t.elapsed();
+                t.stop(&mut stage.times);
                 writes
             };
-            let t = std::time::Instant::now();
+            let t = TrieClock::start();
             stage.write(&mut tries, writes)?;
-            stage.trie_time += t.elapsed();
+            t.stop(&mut stage.times);
         }
         if let Some(c) = &ch.code {
             code.insert(info.code_hash.0, c.as_ref())?;
@@ -2965,17 +3085,25 @@ fn apply_state(
             storage_root,
         };
         record_account(&mut acc_hist, Some(&sa), slots_listed, &mut listed)?;
-        leaves.push((ha, Some(sa.trie_rlp())));
-        account_writes.push((ha, Some(sa)));
+        // The trie leaf is made of exactly these fields: unchanged, the path needs no walk.
+        if old.as_ref() != Some(&sa) {
+            leaves.push(KeyChange {
+                key: ha,
+                value: Some(sa.trie_rlp()),
+                existed: old.is_some(),
+            });
+            account_writes.push((ha, Some(sa)));
+        }
     }
-    let t = std::time::Instant::now();
-    let (root, writes) = {
+    let t = TrieClock::start();
+    let (root, writes, helper_cpu) = {
         let tables = WriteTables {
             trie: &tries,
             accounts: &accounts,
         };
         let src = Layered {
             table: &tables,
+            cache: stage.cache,
             held: stage.held,
             wiped: &stage.wiped,
         };
@@ -2987,6 +3115,7 @@ fn apply_state(
             Some(view) => up.set_split(
                 &Layered {
                     table: view,
+                    cache: stage.cache,
                     held: stage.held,
                     wiped: &stage.wiped,
                 },
@@ -2995,15 +3124,17 @@ fn apply_state(
             None => false,
         };
         if !split {
-            for (k, v) in &leaves {
-                up.set(k, v.as_deref())?;
+            for u in &leaves {
+                up.set_known(&u.key, u.value.as_deref(), u.existed)?;
             }
         }
         let root = up.root()?;
-        (root, up.into_writes())
+        let helper_cpu = up.helper_cpu();
+        (root, up.into_writes(), helper_cpu)
     };
     stage.write(&mut tries, writes)?;
-    stage.trie_time += t.elapsed();
+    t.stop(&mut stage.times);
+    stage.times.cpu += helper_cpu;
     for (ha, a) in account_writes {
         match a {
             Some(a) => accounts.insert(ha.0, a.encode().as_slice())?,

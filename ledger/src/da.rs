@@ -363,6 +363,7 @@ pub fn derive(layer: &dyn DaLayer, db_path: &Path) -> Result<Ledger> {
             genesis,
             pool: Default::default(),
             cache_bytes: crate::chain::DEFAULT_CACHE_BYTES,
+            trie_cache_bytes: crate::chain::DEFAULT_TRIE_CACHE_BYTES,
         },
     )?;
     for p in decode_frames(&layer.frames()?)? {

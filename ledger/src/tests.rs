@@ -33,6 +33,21 @@ fn open(dir: &std::path::Path) -> Ledger {
 
 /// A ledger with `test_accounts` funded genesis test accounts and the given pool limits.
 fn open_with(dir: &std::path::Path, test_accounts: u64, pool: PoolConfig) -> Ledger {
+    open_cached(
+        dir,
+        test_accounts,
+        pool,
+        crate::chain::DEFAULT_TRIE_CACHE_BYTES,
+    )
+}
+
+/// [`open_with`], with an account trie node cache of `trie_cache_bytes`.
+fn open_cached(
+    dir: &std::path::Path,
+    test_accounts: u64,
+    pool: PoolConfig,
+    trie_cache_bytes: usize,
+) -> Ledger {
     let dev = (0..2).map(|i| signer(i).address()).collect();
     Ledger::open(
         &dir.join("ledger.redb"),
@@ -47,6 +62,7 @@ fn open_with(dir: &std::path::Path, test_accounts: u64, pool: PoolConfig) -> Led
             },
             pool,
             cache_bytes: crate::chain::DEFAULT_CACHE_BYTES,
+            trie_cache_bytes,
         },
     )
     .expect("open ledger")
@@ -1328,6 +1344,15 @@ fn blocks_after_the_last_checkpoint_come_back_from_the_block_log() {
 /// after one, and after the blocks come back from the block log.
 #[test]
 fn blocks_of_many_accounts_keep_their_state_roots() {
+    // The account trie's node cache holding every depth, only the top two levels (the
+    // rest from redb; the blocks' new accounts push it past its budget, so it also gives
+    // up levels on the way), and none.
+    for trie_cache in [crate::chain::DEFAULT_TRIE_CACHE_BYTES, 12_000, 0] {
+        many_accounts_keep_their_state_roots(trie_cache);
+    }
+}
+
+fn many_accounts_keep_their_state_roots(trie_cache: usize) {
     let dir = tempfile::tempdir().expect("tmp");
     let crashed = tempfile::tempdir().expect("tmp");
     let open_big = |dir: &std::path::Path| {
@@ -1335,7 +1360,7 @@ fn blocks_of_many_accounts_keep_their_state_roots() {
             per_sender: 400,
             ..PoolConfig::default()
         };
-        open_with(dir, 1_000, pool)
+        open_cached(dir, 1_000, pool, trie_cache)
     };
     let l = open_big(dir.path());
     l.set_checkpoint_interval(std::time::Duration::from_secs(3600));
@@ -1379,6 +1404,16 @@ fn blocks_of_many_accounts_keep_their_state_roots() {
     assert_eq!(back.head().header.number, 3);
     assert_eq!(back.head().hash, heads[2]);
     assert_eq!(rebuilt_state_root(&back), back.head().header.state_root);
+    let (_, bytes, depths) = back.trie_cache_stats();
+    assert!(
+        bytes <= trie_cache,
+        "{bytes} bytes over a budget of {trie_cache}"
+    );
+    match trie_cache {
+        0 => assert_eq!(depths, 0),
+        12_000 => assert!((1..=2).contains(&depths), "{depths} depths"),
+        _ => assert_eq!(depths, 65),
+    }
 }
 
 /// The state root computed from scratch over every account (alloy-trie's `HashBuilder`).

@@ -76,6 +76,163 @@ pub trait NodeSource {
     }
 }
 
+/// The account trie's stored nodes, held in memory for as long as the ledger is open, so
+/// that a block's walk down the paths of its changed accounts reads no B-tree page.
+///
+/// At a million accounts the trie's branches are some 350k nodes, and the ~2,000 accounts
+/// a full block changes touch nodes spread over all of them: read from redb, each cost a
+/// B-tree descent through pages the CPU caches no longer hold, and those reads were most of
+/// the state root's time (BENCHMARKS.md). The cache is **complete** for the paths it
+/// covers — every stored node whose path is shorter than [`NodeCache::covers`] nibbles is
+/// here — so a path it covers and does not hold has no stored node, and the walk goes
+/// straight to the account's leaf without asking the table. Within its memory budget it
+/// covers every depth; past it, the deepest levels are left to redb, a whole level at a
+/// time, so that completeness holds for what it keeps.
+///
+/// It only follows the table: loaded from it at open, then given each committed block's
+/// node writes (see `Ledger::commit_block`), never ahead of a commit.
+#[derive(Debug, Default)]
+pub struct NodeCache {
+    covers: usize,
+    budget: usize,
+    bytes: usize,
+    nodes: alloy_primitives::map::HashMap<Box<[u8]>, Box<[u8]>>,
+}
+
+/// Memory a cached node costs beyond its path and encoding: the map's slot and the two
+/// allocations' headers, as counted against the budget.
+const CACHE_ENTRY_OVERHEAD: usize = 64;
+
+/// Paths are at most 64 nibbles, so a cache covering 65 lengths covers every path.
+const ALL_DEPTHS: usize = 65;
+
+impl NodeCache {
+    /// What a node with a path of `path_len` nibbles and `encoded_len` bytes costs.
+    pub fn cost(path_len: usize, encoded_len: usize) -> usize {
+        path_len + encoded_len + CACHE_ENTRY_OVERHEAD
+    }
+
+    /// How many path lengths fit `budget`, given the cost of the stored nodes at each path
+    /// length (`per_depth[d]`: the nodes whose path has `d` nibbles).
+    pub fn depths_within(per_depth: &[usize], budget: usize) -> usize {
+        let mut total = 0usize;
+        for (d, cost) in per_depth.iter().enumerate().take(ALL_DEPTHS) {
+            total = total.saturating_add(*cost);
+            if total > budget {
+                return d;
+            }
+        }
+        ALL_DEPTHS
+    }
+
+    /// An empty cache for the paths shorter than `covers` nibbles (0: a cache that covers
+    /// nothing, every read goes to the table), kept within `budget` bytes.
+    pub fn new(covers: usize, budget: usize) -> Self {
+        NodeCache {
+            covers: covers.min(ALL_DEPTHS),
+            budget,
+            bytes: 0,
+            nodes: Default::default(),
+        }
+    }
+
+    /// The paths it covers are those shorter than this many nibbles.
+    pub fn covers(&self) -> usize {
+        self.covers
+    }
+
+    /// Nodes held.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether it holds no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Memory held, as counted against the budget.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The node stored under a full node key: `None` where the cache cannot say (another
+    /// trie, or a path it does not cover), `Some(None)` where nothing is stored.
+    pub fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        let path = account_path(key)?;
+        if path.len() >= self.covers {
+            return None;
+        }
+        Some(self.nodes.get(path).map(|v| &**v))
+    }
+
+    /// Add a node read from the table while loading (path without the owner prefix).
+    pub fn insert_loaded(&mut self, path: &[u8], encoded: &[u8]) {
+        if path.len() < self.covers {
+            self.put(path, encoded);
+        }
+    }
+
+    fn put(&mut self, path: &[u8], encoded: &[u8]) {
+        self.bytes += Self::cost(path.len(), encoded.len());
+        if let Some(old) = self.nodes.insert(path.into(), encoded.into()) {
+            self.bytes -= Self::cost(path.len(), old.len());
+        }
+    }
+
+    /// Follow a committed block's node writes (full keys; `None` removes). Past the budget,
+    /// the deepest level it covers is given up, until it fits again.
+    pub fn apply(&mut self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        for (k, v) in writes {
+            let Some(path) = account_path(k) else {
+                continue;
+            };
+            if path.len() >= self.covers {
+                continue;
+            }
+            match v {
+                Some(v) => self.put(path, v),
+                None => {
+                    if let Some(old) = self.nodes.remove(path) {
+                        self.bytes -= Self::cost(path.len(), old.len());
+                    }
+                }
+            }
+        }
+        while self.bytes > self.budget && self.covers > 0 {
+            self.covers -= 1;
+            let covers = self.covers;
+            let mut freed = 0usize;
+            self.nodes.retain(|p, v| {
+                let keep = p.len() < covers;
+                if !keep {
+                    freed += Self::cost(p.len(), v.len());
+                }
+                keep
+            });
+            self.bytes -= freed;
+        }
+    }
+}
+
+/// The path of a node of the account trie, from its full key (`None`: another trie's).
+fn account_path(key: &[u8]) -> Option<&[u8]> {
+    match key.split_first() {
+        Some((0, path)) => Some(path),
+        _ => None,
+    }
+}
+
+/// CPU time the calling thread has used: what trie work costs apart from waiting for a core
+/// (on two cores the sequencer shares them with the RPC threads).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The first and last 32-byte keys under a nibble prefix (at most 64 nibbles).
 pub fn prefix_range(path: &[u8]) -> ([u8; 32], [u8; 32]) {
     let mut lo = [0u8; 32];
@@ -212,6 +369,18 @@ impl Node {
     }
 }
 
+/// A key's new value (`None`: removed) for [`TrieUpdate::set_split`], and whether the trie
+/// held the key before (see [`TrieUpdate::set_known`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The hashed key.
+    pub key: B256,
+    /// The leaf value, `None` to remove the key.
+    pub value: Option<Vec<u8>>,
+    /// Whether the trie holds the key before this update.
+    pub existed: bool,
+}
+
 /// What an update did to the node at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -229,6 +398,8 @@ pub struct TrieUpdate<'s, S: NodeSource> {
     /// a rewritten leaf is written as a deletion of its path.
     store_leaves: bool,
     overlay: Overlay,
+    /// CPU time the second thread of [`TrieUpdate::set_split`] used.
+    helper_cpu: std::time::Duration,
 }
 
 /// An update's rewritten nodes by path (`None`: removed).
@@ -272,7 +443,14 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
             prefix: owner.prefix(),
             store_leaves: owner.stores_leaves(),
             overlay: Default::default(),
+            helper_cpu: std::time::Duration::ZERO,
         }
+    }
+
+    /// CPU time used by the second thread of [`TrieUpdate::set_split`], if it ran: the
+    /// calling thread's own is for the caller to measure.
+    pub fn helper_cpu(&self) -> std::time::Duration {
+        self.helper_cpu
     }
 
     fn get(&self, path: &[u8]) -> Result<Option<Node>> {
@@ -292,14 +470,73 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
 
     /// Set (`Some`) or remove (`None`) the value under a 32-byte key (already hashed).
     pub fn set(&mut self, key: &B256, value: Option<&[u8]>) -> Result<()> {
+        self.set_known(key, value, false)
+    }
+
+    /// [`TrieUpdate::set`] for a key the trie is known to hold (`existed`), or not. In the
+    /// account trie, whose leaves are not stored, the walk then ends at the first path with
+    /// no stored node without looking the leaf up in the accounts: it is this key's own.
+    /// The leaf's old value stays unknown, so setting the value it already had rewrites
+    /// the path (the same root, more work): callers pass only keys whose value changed.
+    pub fn set_known(&mut self, key: &B256, value: Option<&[u8]>, existed: bool) -> Result<()> {
         let k = nibbles(key);
-        self.update(&[], &k, value)?;
+        self.update(&[], &k, value, existed)?;
         Ok(())
     }
 
-    fn update(&mut self, path: &[u8], key: &[u8], value: Option<&[u8]>) -> Result<Outcome> {
+    /// The node at `path` for an update of `key` (the nibbles left below `path`).
+    fn get_for(&self, path: &[u8], key: &[u8], existed: bool) -> Result<Option<Node>> {
+        if let Some(n) = self.overlay.get(path) {
+            return Ok(n.clone());
+        }
+        if !existed || self.store_leaves {
+            return read_node(self.src, &self.prefix, self.store_leaves, path);
+        }
+        match self.src.node(&join(&self.prefix, path))? {
+            Some(b) => Node::decode(&b).map(Some),
+            // An account leaf's value is never empty, so the empty one stands for "unknown"
+            // and never compares equal to the value being set.
+            None => Ok(Some(Node::Leaf {
+                key: key.to_vec(),
+                value: Vec::new(),
+            })),
+        }
+    }
+
+    fn update(
+        &mut self,
+        path: &[u8],
+        key: &[u8],
+        value: Option<&[u8]>,
+        existed: bool,
+    ) -> Result<Outcome> {
         let dirty = || Some(RlpNode::default());
-        match self.get(path)? {
+        // A branch this update already rewrote, with a child under the key's next nibble:
+        // descend and mark that child in place, rather than clone the branch out of the
+        // overlay and put it back (the nodes near the root are met by every key).
+        if let Some(Some(Node::Branch { children })) = self.overlay.get(path)
+            && let Some((&i, rest)) = key.split_first()
+            && children[usize::from(i)].is_some()
+        {
+            let cpath = join(path, &[i]);
+            return match self.update(&cpath, rest, value, existed)? {
+                Outcome::Unchanged => Ok(Outcome::Unchanged),
+                Outcome::Changed => {
+                    if let Some(Some(Node::Branch { children })) = self.overlay.get_mut(path) {
+                        children[usize::from(i)] = dirty();
+                    }
+                    Ok(Outcome::Changed)
+                }
+                Outcome::Removed => match self.overlay.get(path) {
+                    Some(Some(Node::Branch { children })) => {
+                        let children = children.clone();
+                        self.child_removed(path, children, i)
+                    }
+                    _ => Err(Error::Internal("a rewritten branch went missing".into())),
+                },
+            };
+        }
+        match self.get_for(path, key, existed)? {
             None => match value {
                 None => Ok(Outcome::Unchanged),
                 Some(v) => {
@@ -374,7 +611,7 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
             Some(Node::Ext { key: k, child }) => {
                 if key.starts_with(&k) {
                     let cpath = join(path, &k);
-                    return match self.update(&cpath, &key[k.len()..], value)? {
+                    return match self.update(&cpath, &key[k.len()..], value, existed)? {
                         Outcome::Unchanged => Ok(Outcome::Unchanged),
                         Outcome::Removed => {
                             self.del(path.to_vec());
@@ -464,68 +701,90 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                     return Err(Error::Internal("trie key ends at a branch".into()));
                 };
                 let cpath = join(path, &[i]);
-                match self.update(&cpath, rest, value)? {
+                let outcome = match (&children[usize::from(i)], value) {
+                    // An empty slot holds nothing below it: no read needed to know.
+                    (None, None) => Outcome::Unchanged,
+                    (None, Some(v)) => {
+                        self.put(
+                            cpath,
+                            Node::Leaf {
+                                key: rest.to_vec(),
+                                value: v.to_vec(),
+                            },
+                        );
+                        Outcome::Changed
+                    }
+                    (Some(_), _) => self.update(&cpath, rest, value, existed)?,
+                };
+                match outcome {
                     Outcome::Unchanged => Ok(Outcome::Unchanged),
                     Outcome::Changed => {
                         children[usize::from(i)] = dirty();
                         self.put(path.to_vec(), Node::Branch { children });
                         Ok(Outcome::Changed)
                     }
-                    Outcome::Removed => {
-                        children[usize::from(i)] = None;
-                        let left: Vec<usize> = (0..16).filter(|&j| children[j].is_some()).collect();
-                        match left.as_slice() {
-                            [] => {
-                                self.del(path.to_vec());
-                                Ok(Outcome::Removed)
-                            }
-                            [j] => {
-                                // One child left: the branch collapses into it.
-                                let j = *j;
-                                let jpath = join(path, &[j as u8]);
-                                match self.get(&jpath)? {
-                                    Some(Node::Leaf { key: k2, value }) => {
-                                        self.del(jpath);
-                                        self.put(
-                                            path.to_vec(),
-                                            Node::Leaf {
-                                                key: join(&[j as u8], &k2),
-                                                value,
-                                            },
-                                        );
-                                    }
-                                    Some(Node::Ext { key: k2, child }) => {
-                                        self.del(jpath);
-                                        self.put(
-                                            path.to_vec(),
-                                            Node::Ext {
-                                                key: join(&[j as u8], &k2),
-                                                child,
-                                            },
-                                        );
-                                    }
-                                    Some(Node::Branch { .. }) => self.put(
-                                        path.to_vec(),
-                                        Node::Ext {
-                                            key: vec![j as u8],
-                                            child: children[j].clone().unwrap_or_default(),
-                                        },
-                                    ),
-                                    None => {
-                                        return Err(Error::Corrupt(
-                                            "a branch names a missing child".into(),
-                                        ));
-                                    }
-                                }
-                                Ok(Outcome::Changed)
-                            }
-                            _ => {
-                                self.put(path.to_vec(), Node::Branch { children });
-                                Ok(Outcome::Changed)
-                            }
-                        }
+                    Outcome::Removed => self.child_removed(path, children, i),
+                }
+            }
+        }
+    }
+
+    /// The branch at `path` lost its child `i` (`children`: its references before): drop
+    /// the branch, collapse it into its one remaining child, or rewrite it.
+    fn child_removed(
+        &mut self,
+        path: &[u8],
+        mut children: Box<[Option<Ref>; 16]>,
+        i: u8,
+    ) -> Result<Outcome> {
+        children[usize::from(i)] = None;
+        let left: Vec<usize> = (0..16).filter(|&j| children[j].is_some()).collect();
+        match left.as_slice() {
+            [] => {
+                self.del(path.to_vec());
+                Ok(Outcome::Removed)
+            }
+            [j] => {
+                // One child left: the branch collapses into it.
+                let j = *j;
+                let jpath = join(path, &[j as u8]);
+                match self.get(&jpath)? {
+                    Some(Node::Leaf { key: k2, value }) => {
+                        self.del(jpath);
+                        self.put(
+                            path.to_vec(),
+                            Node::Leaf {
+                                key: join(&[j as u8], &k2),
+                                value,
+                            },
+                        );
+                    }
+                    Some(Node::Ext { key: k2, child }) => {
+                        self.del(jpath);
+                        self.put(
+                            path.to_vec(),
+                            Node::Ext {
+                                key: join(&[j as u8], &k2),
+                                child,
+                            },
+                        );
+                    }
+                    Some(Node::Branch { .. }) => self.put(
+                        path.to_vec(),
+                        Node::Ext {
+                            key: vec![j as u8],
+                            child: children[j].clone().unwrap_or_default(),
+                        },
+                    ),
+                    None => {
+                        return Err(Error::Corrupt("a branch names a missing child".into()));
                     }
                 }
+                Ok(Outcome::Changed)
+            }
+            _ => {
+                self.put(path.to_vec(), Node::Branch { children });
+                Ok(Outcome::Changed)
             }
         }
     }
@@ -592,15 +851,15 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
     pub fn set_split<T: NodeSource + Sync>(
         &mut self,
         shared: &T,
-        updates: &[(B256, Option<Vec<u8>>)],
+        updates: &[KeyChange],
     ) -> Result<bool> {
-        if updates.len() < SPLIT_MIN || updates.iter().any(|(_, v)| v.is_none()) {
+        if updates.len() < SPLIT_MIN || updates.iter().any(|u| u.value.is_none()) {
             return Ok(false);
         }
         let Some(Node::Branch { mut children }) = self.get(&[])? else {
             return Ok(false);
         };
-        let first = |u: &(B256, Option<Vec<u8>>)| u.0[0] >> 4;
+        let first = |u: &KeyChange| u.key[0] >> 4;
         // Halves of about equal size that do not share a child of the root.
         let middle = first(&updates[updates.len() / 2]);
         let mut at = updates.partition_point(|u| first(u) < middle);
@@ -613,11 +872,19 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         let (left, right) = updates.split_at(at);
         let (prefix, store_leaves) = (self.prefix.clone(), self.store_leaves);
         let (left, right) = std::thread::scope(|s| {
-            let other = s.spawn(|| update_children(shared, prefix, store_leaves, right));
+            let other = s.spawn(|| {
+                let cpu = thread_cpu_time();
+                let r = update_children(shared, prefix, store_leaves, right);
+                (r, thread_cpu_time().saturating_sub(cpu))
+            });
             let mine = update_children(self.src, self.prefix.clone(), self.store_leaves, left);
-            let other = other
-                .join()
-                .unwrap_or_else(|_| Err(Error::Internal("a trie thread panicked".into())));
+            let other = match other.join() {
+                Ok((r, cpu)) => {
+                    self.helper_cpu += cpu;
+                    r
+                }
+                Err(_) => Err(Error::Internal("a trie thread panicked".into())),
+            };
             (mine, other)
         });
         let (left, right) = (left?, right?);
@@ -680,18 +947,19 @@ fn update_children<T: NodeSource>(
     src: &T,
     prefix: Vec<u8>,
     store_leaves: bool,
-    updates: &[(B256, Option<Vec<u8>>)],
+    updates: &[KeyChange],
 ) -> Result<(Vec<(u8, RlpNode)>, Overlay)> {
     let mut up = TrieUpdate {
         src,
         prefix,
         store_leaves,
         overlay: Default::default(),
+        helper_cpu: std::time::Duration::ZERO,
     };
     let mut dirty = [false; 16];
-    for (k, v) in updates {
-        let n = nibbles(k);
-        match up.update(&n[..1], &n[1..], v.as_deref())? {
+    for u in updates {
+        let n = nibbles(&u.key);
+        match up.update(&n[..1], &n[1..], u.value.as_deref(), u.existed)? {
             Outcome::Unchanged => {}
             Outcome::Changed => dirty[usize::from(n[0])] = true,
             // A value set never removes a node.
@@ -878,7 +1146,9 @@ mod tests {
                 model.remove(&k);
             } else {
                 let v = value(rng);
-                up.set(&k, Some(&v)).expect("set");
+                // Told whether the key is there, as blocks tell the account trie.
+                up.set_known(&k, Some(&v), model.contains_key(&k))
+                    .expect("set");
                 model.insert(k, v);
             }
         }
@@ -928,17 +1198,22 @@ mod tests {
             let value = |rng: &mut Lcg| alloy_rlp::encode(rng.next());
             for round in 0..6 {
                 // Sorted by key, as a BTreeMap gives them.
-                let updates: Vec<(B256, Option<Vec<u8>>)> = (0..700)
+                let updates: Vec<KeyChange> = (0..700)
                     .map(|_| {
                         let k = keys[(rng.next() % keys.len() as u64) as usize];
                         (k, Some(value(&mut rng)))
                     })
                     .collect::<BTreeMap<_, _>>()
                     .into_iter()
+                    .map(|(key, value)| KeyChange {
+                        key,
+                        value,
+                        existed: model.contains_key(&key),
+                    })
                     .collect();
                 let mut one = TrieUpdate::new(&mem, owner);
-                for (k, v) in &updates {
-                    one.set(k, v.as_deref()).expect("set");
+                for u in &updates {
+                    one.set(&u.key, u.value.as_deref()).expect("set");
                 }
                 let root_one = one.root().expect("root");
                 let writes_one = one.into_writes();
@@ -950,14 +1225,14 @@ mod tests {
                     "round {round}"
                 );
                 if round == 0 {
-                    for (k, v) in &updates {
-                        split.set(k, v.as_deref()).expect("set");
+                    for u in &updates {
+                        split.set(&u.key, u.value.as_deref()).expect("set");
                     }
                 }
                 assert_eq!(split.root().expect("root"), root_one, "round {round}");
                 assert_eq!(split.into_writes(), writes_one, "round {round}");
-                for (k, v) in updates {
-                    model.insert(k, v.expect("set"));
+                for u in updates {
+                    model.insert(u.key, u.value.expect("set"));
                 }
                 assert_eq!(root_one, reference_root(&model), "round {round}");
                 mem.apply(writes_one);
@@ -966,20 +1241,25 @@ mod tests {
                 }
             }
             // Where a split does not apply, nothing is changed.
-            let some: Vec<(B256, Option<Vec<u8>>)> =
-                model.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
+            let change = |key: B256, value: Vec<u8>| KeyChange {
+                key,
+                value: Some(value),
+                existed: false,
+            };
+            let some: Vec<KeyChange> = model.iter().map(|(k, v)| change(*k, v.clone())).collect();
             let mut up = TrieUpdate::new(&mem, owner);
             assert!(!up.set_split(&mem, &some[..SPLIT_MIN - 1]).expect("few"));
             let mut with_removal = some[..SPLIT_MIN * 2].to_vec();
-            with_removal[7].1 = None;
+            with_removal[7].value = None;
             assert!(!up.set_split(&mem, &with_removal).expect("removal"));
-            let one_child: Vec<(B256, Option<Vec<u8>>)> = (0..10_000u64)
+            let one_child: Vec<KeyChange> = (0..10_000u64)
                 .map(|i| keccak256(i.to_be_bytes()))
                 .filter(|k| k[0] >> 4 == 9)
                 .take(SPLIT_MIN)
-                .map(|k| (k, Some(vec![0x01])))
+                .map(|k| (k, vec![0x01]))
                 .collect::<BTreeMap<_, _>>()
                 .into_iter()
+                .map(|(k, v)| change(k, v))
                 .collect();
             assert_eq!(one_child.len(), SPLIT_MIN);
             assert!(!up.set_split(&mem, &one_child).expect("one child"));
@@ -1081,6 +1361,50 @@ mod tests {
     /// updated with leaves read from the account values: every root matches a full rebuild,
     /// no leaf written since is stored, and a stored leaf that remains always matches its
     /// account.
+    #[test]
+    fn the_node_cache_is_complete_for_what_it_covers() {
+        let key = |path: &[u8]| [&[0u8][..], path].concat();
+        let cost = |p: &[u8], v: &[u8]| NodeCache::cost(p.len(), v.len());
+        // Depths are all or nothing: the budget fits depths 0 and 1 only.
+        let per_depth = [cost(&[], &[1; 100]), cost(&[1], &[2; 50]) * 2, 1_000, 5];
+        let budget = per_depth[0] + per_depth[1] + 10;
+        assert_eq!(NodeCache::depths_within(&per_depth, budget), 2);
+        assert_eq!(NodeCache::depths_within(&per_depth, usize::MAX), 65);
+        assert_eq!(NodeCache::depths_within(&per_depth, 0), 0);
+        let mut c = NodeCache::new(2, budget);
+        c.insert_loaded(&[], &[1; 100]);
+        c.insert_loaded(&[1], &[2; 50]);
+        c.insert_loaded(&[3], &[2; 50]);
+        c.insert_loaded(&[1, 2], &[3; 10]);
+        assert_eq!(c.len(), 3, "a path it does not cover is not loaded");
+        assert_eq!(c.get(&key(&[1])), Some(Some(&[2u8; 50][..])));
+        assert_eq!(
+            c.get(&key(&[2])),
+            Some(None),
+            "covered and absent: nothing stored"
+        );
+        assert_eq!(c.get(&key(&[1, 2])), None, "not covered: ask the table");
+        let storage = Owner::Storage(B256::ZERO).prefix();
+        assert_eq!(c.get(&storage), None, "storage tries are not cached");
+        // A block's writes: a removal, a replacement, a deeper node it skips, a storage node.
+        c.apply(&[
+            (key(&[1]), None),
+            (key(&[3]), Some(vec![4; 60])),
+            (key(&[3, 3]), Some(vec![5; 10])),
+            ([storage.clone(), vec![1]].concat(), Some(vec![6; 10])),
+        ]);
+        assert_eq!(c.get(&key(&[1])), Some(None));
+        assert_eq!(c.get(&key(&[3])), Some(Some(&[4u8; 60][..])));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.bytes(), cost(&[], &[1; 100]) + cost(&[3], &[4; 60]));
+        // Past the budget it gives up its deepest level and stays complete for the rest.
+        c.apply(&[(key(&[7]), Some(vec![8; 200]))]);
+        assert_eq!(c.covers(), 1);
+        assert_eq!(c.get(&key(&[3])), None);
+        assert_eq!(c.get(&key(&[])), Some(Some(&[1u8; 100][..])));
+        assert_eq!((c.len(), c.bytes()), (1, cost(&[], &[1; 100])));
+    }
+
     #[test]
     fn account_trie_reads_its_leaves_from_the_accounts() {
         let mut mem = Mem::default();
