@@ -198,13 +198,15 @@ fn main() {
          (median of {MEASURED} blocks after {WARMUP})"
     );
     println!(
-        "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>13}  {:>15}  {:>9}  {:>11}",
+        "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>11}  {:>10}  {:>11}  {:>15}  {:>9}  {:>11}",
         "accounts",
         "genesis_s",
         "execute_ms",
         "state_root_ms",
         "(min..max)",
         "root_cpu_ms",
+        "trie_nodes",
+        "cpu_us/node",
         "state_writes_ms",
         "commit_ms",
         "transfers/s"
@@ -228,6 +230,14 @@ fn main() {
         let mut exec: Vec<Duration> = t.iter().map(|t| t.execute).collect();
         let mut root: Vec<Duration> = t.iter().map(|t| t.state_root).collect();
         let mut root_cpu: Vec<Duration> = t.iter().map(|t| t.state_root_cpu).collect();
+        let mut nodes: Vec<usize> = t.iter().map(|t| t.trie_nodes).collect();
+        nodes.sort_unstable();
+        let mut per_node: Vec<f64> = t
+            .iter()
+            .filter(|t| t.trie_nodes > 0)
+            .map(|t| t.state_root_cpu.as_secs_f64() * 1e6 / t.trie_nodes as f64)
+            .collect();
+        per_node.sort_by(f64::total_cmp);
         let mut writes: Vec<Duration> = t.iter().map(|t| t.state_writes).collect();
         let mut commit: Vec<Duration> = t.iter().map(|t| t.store + t.commit).collect();
         let total: Duration = t.iter().map(seal_time).sum();
@@ -236,13 +246,15 @@ fn main() {
             root.iter().max().copied().unwrap_or_default(),
         );
         println!(
-            "{:>9}  {:>10.1}  {:>10.1}  {:>13.1}  {:>12}  {:>13.1}  {:>15.1}  {:>9.1}  {:>11.0}",
+            "{:>9}  {:>10.1}  {:>10.1}  {:>13.1}  {:>12}  {:>11.1}  {:>10}  {:>11.2}  {:>15.1}  {:>9.1}  {:>11.0}",
             size + keys.len(),
             genesis_s,
             ms(median(&mut exec)),
             ms(median(&mut root)),
             format!("{:.0}..{:.0}", ms(lo), ms(hi)),
             ms(median(&mut root_cpu)),
+            nodes[nodes.len() / 2],
+            per_node.get(per_node.len() / 2).copied().unwrap_or(0.0),
             ms(median(&mut writes)),
             ms(median(&mut commit)),
             (MEASURED * PER_BLOCK) as f64 / total.as_secs_f64(),

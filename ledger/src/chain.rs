@@ -1875,7 +1875,9 @@ impl Ledger {
         // be written from several threads) and need nothing the state gives. The wait for
         // them after the state counts as `store`, so the timings still add up to the block.
         let (state, wait_started, blocked) = std::thread::scope(|s| {
-            let blocked = s.spawn(|| store_indexes(&w, number, &body, &receipts, &involved));
+            let blocked = std::thread::Builder::new()
+                .name("block-store".into())
+                .spawn_scoped(s, || store_indexes(&w, number, &body, &receipts, &involved));
             let state = {
                 let held = self.read_nodes();
                 let cache = self.read_cache();
@@ -1884,9 +1886,15 @@ impl Ledger {
                     .map(|(root, passer)| (root, passer, stage.pending, stage.wiped, stage.times))
             };
             let wait_started = std::time::Instant::now();
-            let blocked = blocked
-                .join()
-                .unwrap_or_else(|_| Err(Error::Internal("the block store thread panicked".into())));
+            // Without its thread the block fails whole: nothing of it is committed.
+            let blocked = match blocked {
+                Ok(t) => t.join().unwrap_or_else(|_| {
+                    Err(Error::Internal("the block store thread panicked".into()))
+                }),
+                Err(e) => Err(Error::Internal(format!(
+                    "starting the block store thread: {e}"
+                ))),
+            };
             (state, wait_started, blocked)
         });
         let (state_root, passer_root, pending, wiped, trie_times) = state?;

@@ -872,18 +872,22 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         let (left, right) = updates.split_at(at);
         let (prefix, store_leaves) = (self.prefix.clone(), self.store_leaves);
         let (left, right) = std::thread::scope(|s| {
-            let other = s.spawn(|| {
-                let cpu = thread_cpu_time();
-                let r = update_children(shared, prefix, store_leaves, right);
-                (r, thread_cpu_time().saturating_sub(cpu))
-            });
+            // Named, so that profiles and `top -H` tell the trie's work apart.
+            let other = std::thread::Builder::new()
+                .name("trie-split".into())
+                .spawn_scoped(s, || {
+                    let cpu = thread_cpu_time();
+                    let r = update_children(shared, prefix, store_leaves, right);
+                    (r, thread_cpu_time().saturating_sub(cpu))
+                });
             let mine = update_children(self.src, self.prefix.clone(), self.store_leaves, left);
-            let other = match other.join() {
-                Ok((r, cpu)) => {
+            let other = match other.map(|t| t.join()) {
+                Ok(Ok((r, cpu))) => {
                     self.helper_cpu += cpu;
                     r
                 }
-                Err(_) => Err(Error::Internal("a trie thread panicked".into())),
+                Ok(Err(_)) => Err(Error::Internal("a trie thread panicked".into())),
+                Err(e) => Err(Error::Internal(format!("starting a trie thread: {e}"))),
             };
             (mine, other)
         });
