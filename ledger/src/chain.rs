@@ -1087,6 +1087,9 @@ impl Ledger {
     /// Load the account trie's stored nodes into a [`NodeCache`] of `budget` bytes: one pass
     /// to size each depth, one to load the depths that fit.
     fn load_trie_cache(db: &Database, budget: usize) -> Result<NodeCache> {
+        if budget == 0 {
+            return Ok(NodeCache::new(0, 0));
+        }
         let r = db.begin_read()?;
         let Some(t) = open_ro(&r, TRIE)? else {
             return Ok(NodeCache::new(0, budget));

@@ -793,15 +793,13 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
     /// reference. `path` and `buf` are scratch buffers; `path` is given back as it came.
     fn hash_at(&mut self, path: &mut Vec<u8>, buf: &mut Vec<u8>) -> Result<RlpNode> {
         let missing = || Error::Corrupt("a trie reference names a missing node".into());
-        // A rewritten node is in the overlay: take it out to fill in its references rather
-        // than clone it, and put it back under the same key.
-        let (mut node, key) = match self.overlay.remove_entry(path.as_slice()) {
-            Some((k, Some(n))) => (n, Some(k)),
-            Some((k, None)) => {
-                self.overlay.insert(k, None);
-                return Err(missing());
-            }
-            None => (self.get(path)?.ok_or_else(missing)?, None),
+        // A rewritten node is in the overlay: a leaf is hashed where it lies; another node is
+        // taken out of its slot to fill in its references (the walk below only visits longer
+        // paths) and put back, with no clone and the key left in place.
+        let (mut node, in_overlay) = match self.overlay.get_mut(path.as_slice()) {
+            Some(Some(n @ Node::Leaf { .. })) => return Ok(n.rlp(buf)),
+            Some(slot) => (slot.take().ok_or_else(missing)?, true),
+            None => (self.get(path)?.ok_or_else(missing)?, false),
         };
         let mut changed = false;
         match &mut node {
@@ -831,12 +829,12 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
             }
         }
         let r = node.rlp(buf);
-        match key {
-            Some(k) => {
-                self.overlay.insert(k, Some(node));
+        if in_overlay {
+            if let Some(slot) = self.overlay.get_mut(path.as_slice()) {
+                *slot = Some(node);
             }
-            None if changed => self.put(path.clone(), node),
-            None => {}
+        } else if changed {
+            self.put(path.clone(), node);
         }
         Ok(r)
     }
