@@ -619,40 +619,12 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                         }
                         Outcome::Changed => {
                             // The child may have collapsed into a leaf or an extension: merge.
-                            match self.get(&cpath)? {
-                                Some(Node::Leaf { key: k2, value }) => {
-                                    self.del(cpath);
-                                    self.put(
-                                        path.to_vec(),
-                                        Node::Leaf {
-                                            key: join(&k, &k2),
-                                            value,
-                                        },
-                                    );
-                                }
-                                Some(Node::Ext { key: k2, child: c2 }) => {
-                                    self.del(cpath);
-                                    self.put(
-                                        path.to_vec(),
-                                        Node::Ext {
-                                            key: join(&k, &k2),
-                                            child: c2,
-                                        },
-                                    );
-                                }
-                                Some(Node::Branch { .. }) => self.put(
-                                    path.to_vec(),
-                                    Node::Ext {
-                                        key: k,
-                                        child: RlpNode::default(),
-                                    },
-                                ),
-                                None => {
-                                    self.del(path.to_vec());
-                                    return Ok(Outcome::Removed);
-                                }
+                            if self.absorb(path, &k, cpath, RlpNode::default())? {
+                                Ok(Outcome::Changed)
+                            } else {
+                                self.del(path.to_vec());
+                                Ok(Outcome::Removed)
                             }
-                            Ok(Outcome::Changed)
                         }
                     };
                 }
@@ -729,6 +701,43 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         }
     }
 
+    /// Put at `path` the node that reaches the node at `cpath` through the nibbles `via`: a
+    /// leaf or an extension there is merged into it (and removed from `cpath`); a branch
+    /// stays, under an extension whose reference to it is `branch_ref`. `false` where no
+    /// node is at `cpath`.
+    fn absorb(
+        &mut self,
+        path: &[u8],
+        via: &[u8],
+        cpath: Vec<u8>,
+        branch_ref: RlpNode,
+    ) -> Result<bool> {
+        let merged = match self.get(&cpath)? {
+            Some(Node::Leaf { key, value }) => Node::Leaf {
+                key: join(via, &key),
+                value,
+            },
+            Some(Node::Ext { key, child }) => Node::Ext {
+                key: join(via, &key),
+                child,
+            },
+            Some(Node::Branch { .. }) => {
+                self.put(
+                    path.to_vec(),
+                    Node::Ext {
+                        key: via.to_vec(),
+                        child: branch_ref,
+                    },
+                );
+                return Ok(true);
+            }
+            None => return Ok(false),
+        };
+        self.del(cpath);
+        self.put(path.to_vec(), merged);
+        Ok(true)
+    }
+
     /// The branch at `path` lost its child `i` (`children`: its references before): drop
     /// the branch, collapse it into its one remaining child, or rewrite it.
     fn child_removed(
@@ -748,37 +757,9 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
                 // One child left: the branch collapses into it.
                 let j = *j;
                 let jpath = join(path, &[j as u8]);
-                match self.get(&jpath)? {
-                    Some(Node::Leaf { key: k2, value }) => {
-                        self.del(jpath);
-                        self.put(
-                            path.to_vec(),
-                            Node::Leaf {
-                                key: join(&[j as u8], &k2),
-                                value,
-                            },
-                        );
-                    }
-                    Some(Node::Ext { key: k2, child }) => {
-                        self.del(jpath);
-                        self.put(
-                            path.to_vec(),
-                            Node::Ext {
-                                key: join(&[j as u8], &k2),
-                                child,
-                            },
-                        );
-                    }
-                    Some(Node::Branch { .. }) => self.put(
-                        path.to_vec(),
-                        Node::Ext {
-                            key: vec![j as u8],
-                            child: children[j].clone().unwrap_or_default(),
-                        },
-                    ),
-                    None => {
-                        return Err(Error::Corrupt("a branch names a missing child".into()));
-                    }
+                let r = children[j].clone().unwrap_or_default();
+                if !self.absorb(path, &[j as u8], jpath, r)? {
+                    return Err(Error::Corrupt("a branch names a missing child".into()));
                 }
                 Ok(Outcome::Changed)
             }
