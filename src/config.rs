@@ -144,7 +144,7 @@ pub struct LedgerSettings {
     #[serde(default = "default_ledger_cache_mb")]
     pub cache_mb: u64,
     /// Megabytes of the account trie's nodes kept in memory for the state root (the whole
-    /// trie of a million accounts takes about 110); past it the deepest levels are read
+    /// trie of a million accounts takes about 70); past it the deepest levels are read
     /// from `ledger.redb`. 0 reads every node from there.
     #[serde(default = "default_trie_cache_mb")]
     pub trie_cache_mb: u64,

@@ -299,7 +299,7 @@ pub struct LedgerConfig {
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// The default of [`LedgerConfig::trie_cache_bytes`]: the whole account trie up to a few
-/// million accounts (a million took about 110 MB, BENCHMARKS.md).
+/// million accounts (a million took about 70 MB, BENCHMARKS.md).
 pub const DEFAULT_TRIE_CACHE_BYTES: usize = 512 << 20;
 
 /// The chain.
