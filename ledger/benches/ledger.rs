@@ -8,7 +8,8 @@
 //! block), then seals blocks of 1,400 native transfers to new accounts and prints the median
 //! per-block times. The ERC-20 and eth_call measurements run on the last (largest) ledger.
 //! BENCHMARKS.md keeps the figures with the command and machine. `TRIE_CACHE_MB=0` runs it
-//! without the account trie's node cache, for comparison.
+//! without the account trie's node cache, for comparison; `BLOCKS=N` measures N blocks per
+//! size instead of 8 (to profile the blocks rather than genesis).
 
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,17 @@ use revm::state::AccountInfo;
 const PER_BLOCK: usize = 1_400;
 /// Blocks sealed before measuring at each size (caches, first-touch effects).
 const WARMUP: usize = 2;
-/// Blocks measured at each size.
+/// Blocks measured at each size, unless `BLOCKS` says otherwise (more, to profile the
+/// per-block work apart from genesis).
 const MEASURED: usize = 8;
+
+fn measured() -> usize {
+    std::env::var("BLOCKS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(MEASURED)
+}
 /// ERC-20 transfers per block: about 51k gas each (a new holder's slot), 29M gas in all.
 const ERC20_PER_BLOCK: usize = 560;
 /// ERC-20 blocks measured.
@@ -98,7 +108,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// A ledger whose genesis funds the senders and `filler` more accounts.
 /// The account trie node cache: `TRIE_CACHE_MB` when set (0 turns it off, to compare),
 /// else the node's default.
 fn trie_cache_bytes() -> usize {
@@ -109,6 +118,7 @@ fn trie_cache_bytes() -> usize {
         .unwrap_or(commons_ledger::chain::DEFAULT_TRIE_CACHE_BYTES)
 }
 
+/// A ledger whose genesis funds the senders and `filler` more accounts.
 fn open(dir: &std::path::Path, senders: &[PrivateKeySigner], filler: usize) -> Ledger {
     let mut dev: Vec<Address> = senders.iter().map(|s| s.address()).collect();
     dev.extend(
@@ -193,9 +203,11 @@ fn main() {
         }
     };
     let keys: Vec<PrivateKeySigner> = (0..SENDERS).map(signer).collect();
+    let measured = measured();
     println!(
         "state root per block of {PER_BLOCK} native transfers to new accounts \
-         (median of {MEASURED} blocks after {WARMUP})"
+         (median of {} blocks after {WARMUP})",
+        measured
     );
     println!(
         "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>11}  {:>10}  {:>11}  {:>15}  {:>9}  {:>11}",
@@ -226,7 +238,7 @@ fn main() {
             .collect();
         let mut made = 0u64;
         transfer_blocks(&ledger, &mut senders, &mut made, WARMUP);
-        let t = transfer_blocks(&ledger, &mut senders, &mut made, MEASURED);
+        let t = transfer_blocks(&ledger, &mut senders, &mut made, measured);
         let mut exec: Vec<Duration> = t.iter().map(|t| t.execute).collect();
         let mut root: Vec<Duration> = t.iter().map(|t| t.state_root).collect();
         let mut root_cpu: Vec<Duration> = t.iter().map(|t| t.state_root_cpu).collect();
@@ -257,7 +269,7 @@ fn main() {
             per_node.get(per_node.len() / 2).copied().unwrap_or(0.0),
             ms(median(&mut writes)),
             ms(median(&mut commit)),
-            (MEASURED * PER_BLOCK) as f64 / total.as_secs_f64(),
+            (measured * PER_BLOCK) as f64 / total.as_secs_f64(),
         );
         let (nodes, bytes, depths) = ledger.trie_cache_stats();
         println!(

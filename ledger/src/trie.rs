@@ -96,11 +96,38 @@ pub struct NodeCache {
     covers: usize,
     budget: usize,
     bytes: usize,
-    nodes: alloy_primitives::map::HashMap<Box<[u8]>, Box<[u8]>>,
+    nodes: alloy_primitives::map::HashMap<PackedPath, Box<[u8]>>,
 }
 
-/// Memory a cached node costs beyond its path and encoding: the map's slot and the two
-/// allocations' headers, as counted against the budget.
+/// A path of at most 64 nibbles, packed two to a byte after its length. The cache's keys lie
+/// in its map's slots this way: a lookup compares them where it finds them, rather than
+/// following a pointer to a separate allocation, which at a million accounts is a miss in
+/// every CPU cache per node read (BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PackedPath([u8; 33]);
+
+impl PackedPath {
+    /// `None` for a path longer than 64 nibbles, which no trie has.
+    fn new(path: &[u8]) -> Option<Self> {
+        if path.len() > 64 {
+            return None;
+        }
+        let mut b = [0u8; 33];
+        b[0] = path.len() as u8;
+        for (i, n) in path.iter().enumerate() {
+            b[1 + i / 2] |= (n & 0x0f) << if i % 2 == 0 { 4 } else { 0 };
+        }
+        Some(PackedPath(b))
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.0[0])
+    }
+}
+
+/// Memory a cached node costs beyond its path and encoding: the rest of the map's slot (its
+/// packed key is at most 33 bytes) and the encoding's allocation header, as counted against
+/// the budget.
 const CACHE_ENTRY_OVERHEAD: usize = 64;
 
 /// Paths are at most 64 nibbles, so a cache covering 65 lengths covers every path.
@@ -163,7 +190,7 @@ impl NodeCache {
         if path.len() >= self.covers {
             return None;
         }
-        Some(self.nodes.get(path).map(|v| &**v))
+        Some(self.nodes.get(&PackedPath::new(path)?).map(|v| &**v))
     }
 
     /// Add a node read from the table while loading (path without the owner prefix).
@@ -174,8 +201,11 @@ impl NodeCache {
     }
 
     fn put(&mut self, path: &[u8], encoded: &[u8]) {
+        let Some(key) = PackedPath::new(path) else {
+            return;
+        };
         self.bytes += Self::cost(path.len(), encoded.len());
-        if let Some(old) = self.nodes.insert(path.into(), encoded.into()) {
+        if let Some(old) = self.nodes.insert(key, encoded.into()) {
             self.bytes -= Self::cost(path.len(), old.len());
         }
     }
@@ -193,7 +223,7 @@ impl NodeCache {
             match v {
                 Some(v) => self.put(path, v),
                 None => {
-                    if let Some(old) = self.nodes.remove(path) {
+                    if let Some(old) = PackedPath::new(path).and_then(|p| self.nodes.remove(&p)) {
                         self.bytes -= Self::cost(path.len(), old.len());
                     }
                 }
@@ -850,26 +880,26 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         }
         let (left, right) = updates.split_at(at);
         let (prefix, store_leaves) = (self.prefix.clone(), self.store_leaves);
-        let (left, right) = std::thread::scope(|s| {
-            // Named, so that profiles and `top -H` tell the trie's work apart.
-            let other = std::thread::Builder::new()
-                .name("trie-split".into())
-                .spawn_scoped(s, || {
-                    let cpu = thread_cpu_time();
-                    let r = update_children(shared, prefix, store_leaves, right);
-                    (r, thread_cpu_time().saturating_sub(cpu))
-                });
-            let mine = update_children(self.src, self.prefix.clone(), self.store_leaves, left);
-            let other = match other.map(|t| t.join()) {
-                Ok(Ok((r, cpu))) => {
-                    self.helper_cpu += cpu;
-                    r
-                }
-                Ok(Err(_)) => Err(Error::Internal("a trie thread panicked".into())),
-                Err(e) => Err(Error::Internal(format!("starting a trie thread: {e}"))),
-            };
-            (mine, other)
+        let helper = helper_pool()?;
+        let mut other = None;
+        let mine = helper.in_place_scope(|s| {
+            s.spawn(|_| {
+                let cpu = thread_cpu_time();
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    update_children(shared, prefix, store_leaves, right)
+                }));
+                other = Some((r, thread_cpu_time().saturating_sub(cpu)));
+            });
+            update_children(self.src, self.prefix.clone(), self.store_leaves, left)
         });
+        let (left, right) = match other {
+            Some((Ok(r), cpu)) => {
+                self.helper_cpu += cpu;
+                (mine, r)
+            }
+            Some((Err(_), _)) => return Err(Error::Internal("a trie thread panicked".into())),
+            None => return Err(Error::Internal("the trie thread did not run".into())),
+        };
         let (left, right) = (left?, right?);
         let mut changed = false;
         for (refs, overlay) in [left, right] {
@@ -922,6 +952,24 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
 
 /// Below this many updates a second thread costs more than it saves.
 const SPLIT_MIN: usize = 256;
+
+/// The thread that walks the second half of a split update. One thread for the life of the
+/// process rather than one per block: a new thread starts on a fresh heap whose pages the
+/// kernel must fault in and zero, which was a fifth of its time (BENCHMARKS.md).
+fn helper_pool() -> Result<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<std::result::Result<rayon::ThreadPool, String>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            // Named, so that profiles and `top -H` tell the trie's work apart.
+            .thread_name(|_| "trie-split".into())
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::Internal(format!("starting the trie thread: {e}")))
+}
 
 /// The changed children of a root branch, for [`TrieUpdate::set_split`]: each update applied
 /// below its child of the root, then each changed child hashed; returns (child, its new
@@ -1386,6 +1434,28 @@ mod tests {
         assert_eq!(c.get(&key(&[3])), None);
         assert_eq!(c.get(&key(&[])), Some(Some(&[1u8; 100][..])));
         assert_eq!((c.len(), c.bytes()), (1, cost(&[], &[1; 100])));
+    }
+
+    #[test]
+    fn packed_paths_keep_paths_that_differ_only_in_length_apart() {
+        let paths: [&[u8]; 6] = [&[], &[0], &[0, 0], &[1], &[1, 0], &[0xf; 64]];
+        for (i, a) in paths.iter().enumerate() {
+            let pa = PackedPath::new(a).expect("at most 64 nibbles");
+            assert_eq!(pa.len(), a.len());
+            for b in &paths[i + 1..] {
+                assert_ne!(Some(pa), PackedPath::new(b), "{a:?} and {b:?}");
+            }
+        }
+        assert_eq!(PackedPath::new(&[0; 65]), None);
+        // The cache sees them as different nodes too.
+        let mut c = NodeCache::new(ALL_DEPTHS, usize::MAX);
+        for (i, p) in paths.iter().enumerate() {
+            c.insert_loaded(p, &[i as u8]);
+        }
+        for (i, p) in paths.iter().enumerate() {
+            let key = [&[0u8][..], p].concat();
+            assert_eq!(c.get(&key), Some(Some(&[i as u8][..])), "{p:?}");
+        }
     }
 
     #[test]
