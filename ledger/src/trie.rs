@@ -880,26 +880,26 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
         }
         let (left, right) = updates.split_at(at);
         let (prefix, store_leaves) = (self.prefix.clone(), self.store_leaves);
-        let helper = helper_pool()?;
-        let mut other = None;
-        let mine = helper.in_place_scope(|s| {
-            s.spawn(|_| {
-                let cpu = thread_cpu_time();
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    update_children(shared, prefix, store_leaves, right)
-                }));
-                other = Some((r, thread_cpu_time().saturating_sub(cpu)));
-            });
-            update_children(self.src, self.prefix.clone(), self.store_leaves, left)
+        let (left, right) = std::thread::scope(|s| {
+            // Named, so that profiles and `top -H` tell the trie's work apart.
+            let other = std::thread::Builder::new()
+                .name("trie-split".into())
+                .spawn_scoped(s, || {
+                    let cpu = thread_cpu_time();
+                    let r = update_children(shared, prefix, store_leaves, right);
+                    (r, thread_cpu_time().saturating_sub(cpu))
+                });
+            let mine = update_children(self.src, self.prefix.clone(), self.store_leaves, left);
+            let other = match other.map(|t| t.join()) {
+                Ok(Ok((r, cpu))) => {
+                    self.helper_cpu += cpu;
+                    r
+                }
+                Ok(Err(_)) => Err(Error::Internal("a trie thread panicked".into())),
+                Err(e) => Err(Error::Internal(format!("starting a trie thread: {e}"))),
+            };
+            (mine, other)
         });
-        let (left, right) = match other {
-            Some((Ok(r), cpu)) => {
-                self.helper_cpu += cpu;
-                (mine, r)
-            }
-            Some((Err(_), _)) => return Err(Error::Internal("a trie thread panicked".into())),
-            None => return Err(Error::Internal("the trie thread did not run".into())),
-        };
         let (left, right) = (left?, right?);
         let mut changed = false;
         for (refs, overlay) in [left, right] {
@@ -952,24 +952,6 @@ impl<'s, S: NodeSource> TrieUpdate<'s, S> {
 
 /// Below this many updates a second thread costs more than it saves.
 const SPLIT_MIN: usize = 256;
-
-/// The thread that walks the second half of a split update. One thread for the life of the
-/// process rather than one per block: a new thread starts on a fresh heap whose pages the
-/// kernel must fault in and zero, which was a fifth of its time (BENCHMARKS.md).
-fn helper_pool() -> Result<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<std::result::Result<rayon::ThreadPool, String>> =
-        std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            // Named, so that profiles and `top -H` tell the trie's work apart.
-            .thread_name(|_| "trie-split".into())
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::Internal(format!("starting the trie thread: {e}")))
-}
 
 /// The changed children of a root branch, for [`TrieUpdate::set_split`]: each update applied
 /// below its child of the root, then each changed child hashed; returns (child, its new
