@@ -96,38 +96,11 @@ pub struct NodeCache {
     covers: usize,
     budget: usize,
     bytes: usize,
-    nodes: alloy_primitives::map::HashMap<PackedPath, Box<[u8]>>,
+    nodes: alloy_primitives::map::HashMap<Box<[u8]>, Box<[u8]>>,
 }
 
-/// A path of at most 64 nibbles, packed two to a byte after its length. The cache's keys lie
-/// in its map's slots this way: a lookup compares them where it finds them, rather than
-/// following a pointer to a separate allocation, which at a million accounts is a miss in
-/// every CPU cache per node read (BENCHMARKS.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct PackedPath([u8; 33]);
-
-impl PackedPath {
-    /// `None` for a path longer than 64 nibbles, which no trie has.
-    fn new(path: &[u8]) -> Option<Self> {
-        if path.len() > 64 {
-            return None;
-        }
-        let mut b = [0u8; 33];
-        b[0] = path.len() as u8;
-        for (i, n) in path.iter().enumerate() {
-            b[1 + i / 2] |= (n & 0x0f) << if i % 2 == 0 { 4 } else { 0 };
-        }
-        Some(PackedPath(b))
-    }
-
-    fn len(&self) -> usize {
-        usize::from(self.0[0])
-    }
-}
-
-/// Memory a cached node costs beyond its path and encoding: the rest of the map's slot (its
-/// packed key is at most 33 bytes) and the encoding's allocation header, as counted against
-/// the budget.
+/// Memory a cached node costs beyond its path and encoding: the map's slot and the two
+/// allocations' headers, as counted against the budget.
 const CACHE_ENTRY_OVERHEAD: usize = 64;
 
 /// Paths are at most 64 nibbles, so a cache covering 65 lengths covers every path.
@@ -190,7 +163,7 @@ impl NodeCache {
         if path.len() >= self.covers {
             return None;
         }
-        Some(self.nodes.get(&PackedPath::new(path)?).map(|v| &**v))
+        Some(self.nodes.get(path).map(|v| &**v))
     }
 
     /// Add a node read from the table while loading (path without the owner prefix).
@@ -201,11 +174,8 @@ impl NodeCache {
     }
 
     fn put(&mut self, path: &[u8], encoded: &[u8]) {
-        let Some(key) = PackedPath::new(path) else {
-            return;
-        };
         self.bytes += Self::cost(path.len(), encoded.len());
-        if let Some(old) = self.nodes.insert(key, encoded.into()) {
+        if let Some(old) = self.nodes.insert(path.into(), encoded.into()) {
             self.bytes -= Self::cost(path.len(), old.len());
         }
     }
@@ -223,7 +193,7 @@ impl NodeCache {
             match v {
                 Some(v) => self.put(path, v),
                 None => {
-                    if let Some(old) = PackedPath::new(path).and_then(|p| self.nodes.remove(&p)) {
+                    if let Some(old) = self.nodes.remove(path) {
                         self.bytes -= Self::cost(path.len(), old.len());
                     }
                 }
@@ -1416,28 +1386,6 @@ mod tests {
         assert_eq!(c.get(&key(&[3])), None);
         assert_eq!(c.get(&key(&[])), Some(Some(&[1u8; 100][..])));
         assert_eq!((c.len(), c.bytes()), (1, cost(&[], &[1; 100])));
-    }
-
-    #[test]
-    fn packed_paths_keep_paths_that_differ_only_in_length_apart() {
-        let paths: [&[u8]; 6] = [&[], &[0], &[0, 0], &[1], &[1, 0], &[0xf; 64]];
-        for (i, a) in paths.iter().enumerate() {
-            let pa = PackedPath::new(a).expect("at most 64 nibbles");
-            assert_eq!(pa.len(), a.len());
-            for b in &paths[i + 1..] {
-                assert_ne!(Some(pa), PackedPath::new(b), "{a:?} and {b:?}");
-            }
-        }
-        assert_eq!(PackedPath::new(&[0; 65]), None);
-        // The cache sees them as different nodes too.
-        let mut c = NodeCache::new(ALL_DEPTHS, usize::MAX);
-        for (i, p) in paths.iter().enumerate() {
-            c.insert_loaded(p, &[i as u8]);
-        }
-        for (i, p) in paths.iter().enumerate() {
-            let key = [&[0u8][..], p].concat();
-            assert_eq!(c.get(&key), Some(Some(&[i as u8][..])), "{p:?}");
-        }
     }
 
     #[test]
