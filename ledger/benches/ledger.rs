@@ -36,14 +36,6 @@ const WARMUP: usize = 2;
 /// Blocks measured at each size, unless `BLOCKS` says otherwise (more, to profile the
 /// per-block work apart from genesis).
 const MEASURED: usize = 8;
-
-fn measured() -> usize {
-    std::env::var("BLOCKS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(MEASURED)
-}
 /// ERC-20 transfers per block: about 51k gas each (a new holder's slot), 29M gas in all.
 const ERC20_PER_BLOCK: usize = 560;
 /// ERC-20 blocks measured.
@@ -111,11 +103,19 @@ fn ms(d: Duration) -> f64 {
 /// The account trie node cache: `TRIE_CACHE_MB` when set (0 turns it off, to compare),
 /// else the node's default.
 fn trie_cache_bytes() -> usize {
-    std::env::var("TRIE_CACHE_MB")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
+    env_usize("TRIE_CACHE_MB")
         .map(|mb| mb << 20)
         .unwrap_or(commons_ledger::chain::DEFAULT_TRIE_CACHE_BYTES)
+}
+
+/// Blocks measured at each size: `BLOCKS` when set and not 0, else [`MEASURED`].
+fn measured() -> usize {
+    env_usize("BLOCKS").filter(|&n| n > 0).unwrap_or(MEASURED)
+}
+
+/// A whole number from the environment (`None`: unset or not a number).
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// A ledger whose genesis funds the senders and `filler` more accounts.
@@ -206,8 +206,7 @@ fn main() {
     let measured = measured();
     println!(
         "state root per block of {PER_BLOCK} native transfers to new accounts \
-         (median of {} blocks after {WARMUP})",
-        measured
+         (median of {measured} blocks after {WARMUP})"
     );
     println!(
         "{:>9}  {:>10}  {:>10}  {:>13}  {:>12}  {:>11}  {:>10}  {:>11}  {:>15}  {:>9}  {:>11}",
