@@ -62,6 +62,9 @@ pub enum LedgerCmd {
         #[arg(long)]
         block: Option<u64>,
     },
+    /// Rebuild the head's state root from every account and storage slot on the running
+    /// node and compare it with the header's (admin token); exits non-zero when they differ
+    Verify,
     /// Rebuild the chain from DA alone into --data-dir (offline) and print the last block and
     /// its output root
     Derive {
@@ -368,6 +371,29 @@ pub async fn run(
                 }
                 println!("  (--json prints the proof nodes)");
             });
+        }
+        LedgerCmd::Verify => {
+            let v = c.post("/api/v1/ledger/verify", &json!({})).await?;
+            out(&v, &|v| {
+                println!(
+                    "block {}: state root {} rebuilt from {} accounts and {} slots of {} contracts in {:.2} s",
+                    v["block"],
+                    v["rebuilt_root"].as_str().unwrap_or(""),
+                    v["accounts"],
+                    v["slots"],
+                    v["contracts_with_storage"],
+                    v["seconds"].as_f64().unwrap_or(0.0)
+                );
+            });
+            if v["ok"] != json!(true) {
+                let bad = v["storage_mismatches"].as_array().map_or(0, Vec::len);
+                bail!(
+                    "the state does not match block {}: header root {}, rebuilt {}, {bad} account(s) whose storage root is not their slots'",
+                    v["block"],
+                    v["header_root"].as_str().unwrap_or("?"),
+                    v["rebuilt_root"].as_str().unwrap_or("?")
+                );
+            }
         }
         LedgerCmd::Derive { da } => {
             let da = da.unwrap_or_else(|| data_dir.join("da"));

@@ -9,7 +9,9 @@
 //! per-block times. The ERC-20 and eth_call measurements run on the last (largest) ledger.
 //! BENCHMARKS.md keeps the figures with the command and machine. `TRIE_CACHE_MB=0` runs it
 //! without the account trie's node cache, for comparison; `BLOCKS=N` measures N blocks per
-//! size instead of 8 (to profile the blocks rather than genesis).
+//! size instead of 8 (to profile the blocks rather than genesis). After the blocks at each size
+//! the root is also rebuilt from every account (`Ledger::verify_state`), the cost a root
+//! computed from the whole state would have, and the last line compares how both grew.
 
 use std::time::{Duration, Instant};
 
@@ -223,6 +225,9 @@ fn main() {
         "transfers/s"
     );
     let mut last = None;
+    // (accounts at the start, state root p50, accounts at the rebuild, full rebuild) per
+    // size, for the summary: the blocks add accounts, so the rebuild sees more than genesis.
+    let mut growth: Vec<(usize, Duration, u64, Duration)> = Vec::new();
     for &size in &sizes {
         let dir = tempfile::tempdir().expect("tmp");
         let t = Instant::now();
@@ -280,7 +285,41 @@ fn main() {
                 d => format!("paths shorter than {d} nibbles"),
             }
         );
+        // The peer of the per-block root: the same root computed from the whole state, as
+        // a ledger without a stored trie would have to (and `commons ledger verify` does).
+        let check = ledger.verify_state().expect("verify");
+        assert!(check.ok(), "the state does not match its root: {check:?}");
+        let rebuild = Duration::from_secs_f64(check.seconds);
+        println!(
+            "           full rebuild of the root from every account: {:.1} ms ({} accounts, {} slots)",
+            ms(rebuild),
+            check.accounts,
+            check.slots
+        );
+        growth.push((
+            size + keys.len(),
+            median(&mut root),
+            check.accounts,
+            rebuild,
+        ));
         last = Some((dir, ledger, senders));
+    }
+    if let (Some(first), Some(end)) = (growth.first(), growth.last())
+        && growth.len() > 1
+    {
+        let x = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64().max(1e-9);
+        println!(
+            "from {} to {} accounts ({:.0}x): the state root per block grew {:.2}x; \
+             a full rebuild, over {} and {} accounts ({:.0}x), grew {:.1}x",
+            first.0,
+            end.0,
+            end.0 as f64 / first.0 as f64,
+            x(first.1, end.1),
+            first.2,
+            end.2,
+            end.2 as f64 / first.2 as f64,
+            x(first.3, end.3),
+        );
     }
     let Some((_dir, ledger, mut senders)) = last else {
         return;

@@ -249,6 +249,36 @@ pub struct Sealed {
     pub timings: SealTimings,
 }
 
+/// What [`Ledger::verify_state`] found: the head's state rebuilt from the flat accounts and
+/// slots, against the state root its header carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateCheck {
+    /// The head block checked.
+    pub block: u64,
+    /// The state root in its header.
+    pub header_root: B256,
+    /// The state root rebuilt from every account.
+    pub rebuilt_root: B256,
+    /// Accounts in the state.
+    pub accounts: u64,
+    /// Accounts with storage slots.
+    pub contracts_with_storage: u64,
+    /// Storage slots in the state.
+    pub slots: u64,
+    /// Hashed addresses whose stored storage root is not the one their slots make (or
+    /// slots whose account does not exist).
+    pub storage_mismatches: Vec<B256>,
+    /// How long the rebuild took.
+    pub seconds: f64,
+}
+
+impl StateCheck {
+    /// Whether the state matches its header: the account root and every storage root.
+    pub fn ok(&self) -> bool {
+        self.header_root == self.rebuilt_root && self.storage_mismatches.is_empty()
+    }
+}
+
 /// How long the parts of sealing a block took.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SealTimings {
@@ -2007,6 +2037,81 @@ impl Ledger {
         let r = self.db.begin_read()?;
         let v = StateView::new(&r)?;
         Ok((r, v))
+    }
+
+    /// Rebuild the head's state root from the flat state alone — every account and every
+    /// storage slot, through alloy-trie's `HashBuilder`, without the stored trie nodes —
+    /// and compare it with the head header's. The operator's check of a ledger after a
+    /// disk or power fault, and the benchmark's measure of what a root computed from the
+    /// whole state would cost beside the per-block one (BENCHMARKS.md). Reads one
+    /// snapshot, so blocks go on being sealed while it runs.
+    pub fn verify_state(&self) -> Result<StateCheck> {
+        let started = std::time::Instant::now();
+        let r = self.db.begin_read()?;
+        let meta = open_ro(&r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
+        let block = meta
+            .get("head")?
+            .map(|v| v.value())
+            .ok_or_else(|| Error::Corrupt("no head block".into()))?;
+        let header = read_header(&r, block)?
+            .ok_or_else(|| Error::Corrupt(format!("no header for the head block {block}")))?;
+        // Storage roots from the slots, in key order: all of one account's slots are
+        // adjacent, so one builder at a time.
+        let mut storage_roots: BTreeMap<[u8; 32], B256> = BTreeMap::new();
+        let mut slots = 0u64;
+        if let Some(t) = open_ro(&r, STORAGE)? {
+            let mut current: Option<([u8; 32], alloy_trie::HashBuilder)> = None;
+            for e in t.iter()? {
+                let (k, v) = e?;
+                let (ha, slot) = k.value();
+                if current.as_ref().is_some_and(|(a, _)| *a != ha)
+                    && let Some((a, mut hb)) = current.take()
+                {
+                    storage_roots.insert(a, hb.root());
+                }
+                let hb = &mut current
+                    .get_or_insert_with(|| (ha, alloy_trie::HashBuilder::default()))
+                    .1;
+                hb.add_leaf(
+                    alloy_trie::Nibbles::unpack(slot),
+                    &alloy_rlp::encode(U256::from_be_bytes(v.value())),
+                );
+                slots += 1;
+            }
+            if let Some((a, mut hb)) = current {
+                storage_roots.insert(a, hb.root());
+            }
+        }
+        let contracts_with_storage = storage_roots.len() as u64;
+        let mut storage_mismatches = Vec::new();
+        let mut accounts = 0u64;
+        let mut hb = alloy_trie::HashBuilder::default();
+        if let Some(t) = open_ro(&r, ACCOUNTS)? {
+            for e in t.iter()? {
+                let (k, v) = e?;
+                let ha = k.value();
+                let a = StoredAccount::decode(v.value())?;
+                let rebuilt = storage_roots.remove(&ha).unwrap_or(EMPTY_ROOT_HASH);
+                if rebuilt != a.storage_root {
+                    storage_mismatches.push(B256::from(ha));
+                }
+                // The stored storage root, so that a bad one shows above and not here too.
+                hb.add_leaf(alloy_trie::Nibbles::unpack(ha), &a.trie_rlp());
+                accounts += 1;
+            }
+        }
+        // Slots of an account that does not exist.
+        storage_mismatches.extend(storage_roots.into_keys().map(B256::from));
+        Ok(StateCheck {
+            block,
+            header_root: header.state_root,
+            rebuilt_root: hb.root(),
+            accounts,
+            contracts_with_storage,
+            slots,
+            storage_mismatches,
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
 
     /// A read snapshot of the state after block `block` (the head when `None`);

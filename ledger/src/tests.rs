@@ -1416,19 +1416,91 @@ fn many_accounts_keep_their_state_roots(trie_cache: usize) {
     }
 }
 
-/// The state root computed from scratch over every account (alloy-trie's `HashBuilder`).
+/// The state root computed from scratch over every account and slot, which must also give
+/// every account's stored storage root.
 fn rebuilt_state_root(l: &Ledger) -> alloy_primitives::B256 {
-    let (r, _) = l.state().expect("state");
-    let t = crate::db::open_ro(&r, crate::db::ACCOUNTS)
-        .expect("accounts")
-        .expect("table");
-    let mut hb = alloy_trie::HashBuilder::default();
-    for e in redb::ReadableTable::iter(&t).expect("iter") {
-        let (k, v) = e.expect("entry");
-        let a = crate::db::StoredAccount::decode(v.value()).expect("account");
-        hb.add_leaf(alloy_trie::Nibbles::unpack(k.value()), &a.trie_rlp());
+    let c = l.verify_state().expect("verify");
+    assert_eq!(c.storage_mismatches, Vec::<B256>::new(), "storage roots");
+    c.rebuilt_root
+}
+
+/// The rebuild of the state from its flat tables tells a sound ledger from one whose
+/// account or slot was changed behind the trie's back.
+#[test]
+fn verify_state_finds_a_changed_account_and_a_changed_slot() {
+    use redb::ReadableTable as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ledger.redb");
+    {
+        let l = open(dir.path());
+        for nonce in 0..2 {
+            l.submit_raw(&sign(
+                0,
+                Tx {
+                    to: Some(signer(1).address()),
+                    value: U256::from(5),
+                    nonce,
+                    ..Default::default()
+                },
+            ))
+            .expect("transfer");
+            seal_checked(&l);
+        }
+        let c = l.verify_state().expect("verify");
+        assert!(c.ok(), "{c:?}");
+        assert_eq!(c.block, 2);
+        assert_eq!(c.header_root, l.head().header.state_root);
+        assert!(c.accounts >= 10, "{c:?}");
+        // The predeploys (L1Block's attributes, the registries' owners) have slots.
+        assert!(c.contracts_with_storage >= 1 && c.slots >= c.contracts_with_storage);
+        l.checkpoint().expect("checkpoint");
     }
-    hb.root()
+    let l1_block = keccak256(genesis::L1_BLOCK);
+    {
+        // A slot of L1Block changed on disk, its storage root left as it was.
+        let db = redb::Database::open(&path).expect("db");
+        let w = db.begin_write().expect("w");
+        {
+            let mut t = w.open_table(crate::db::STORAGE).expect("storage");
+            let (slot, value) = {
+                let mut it = t
+                    .range((l1_block.0, [0u8; 32])..=(l1_block.0, [0xffu8; 32]))
+                    .expect("range");
+                let (k, v) = it.next().expect("a slot").expect("entry");
+                (k.value().1, v.value())
+            };
+            let mut other = value;
+            other[31] ^= 1;
+            t.insert((l1_block.0, slot), other).expect("insert");
+        }
+        w.commit().expect("commit");
+    }
+    let c = open(dir.path()).verify_state().expect("verify");
+    assert!(!c.ok());
+    assert_eq!(c.storage_mismatches, vec![l1_block]);
+    assert_eq!(
+        c.rebuilt_root, c.header_root,
+        "the account trie itself is sound"
+    );
+    {
+        // An account's balance changed on disk.
+        let db = redb::Database::open(&path).expect("db");
+        let w = db.begin_write().expect("w");
+        {
+            let mut t = w.open_table(crate::db::ACCOUNTS).expect("accounts");
+            let key = keccak256(signer(1).address()).0;
+            let mut a = {
+                let v = t.get(key).expect("get").expect("funded");
+                crate::db::StoredAccount::decode(v.value()).expect("account")
+            };
+            a.balance += U256::from(1);
+            t.insert(key, a.encode().as_slice()).expect("insert");
+        }
+        w.commit().expect("commit");
+    }
+    let c = open(dir.path()).verify_state().expect("verify");
+    assert_ne!(c.rebuilt_root, c.header_root);
+    assert!(!c.ok());
 }
 
 /// Every proof at every older block verifies against that block's state root, for accounts

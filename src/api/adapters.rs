@@ -233,23 +233,9 @@ struct NewKey {
     admin: bool,
 }
 
-fn require_admin(node: &Node, req: &Req) -> Result<(), ApiError> {
-    let given = req
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if super::console::constant_time_eq(given.as_bytes(), node.admin_token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(
-            "this call needs the admin token (Authorization: Bearer <DATA_DIR/admin.token>)",
-        ))
-    }
-}
-
 /// `POST /api/v1/apikeys {name, admin}`: a new key, shown once.
 pub(super) async fn create_key(node: &Arc<Node>, req: &mut Req) -> Result<Resp, ApiError> {
-    require_admin(node, req)?;
+    super::console::admin(node, req)?;
     let k: NewKey = req.json().await?;
     if !valid_name(&k.name) {
         return Err(ApiError::bad_request(
@@ -273,14 +259,14 @@ pub(super) async fn create_key(node: &Arc<Node>, req: &mut Req) -> Result<Resp, 
 }
 
 pub(super) async fn list_keys(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError> {
-    require_admin(node, req)?;
+    super::console::admin(node, req)?;
     let n = node.clone();
     let keys = blocking(move || Ok(n.store.snapshot()?.api_keys()?)).await?;
     Ok(reply(StatusCode::OK, &json!({"keys": keys})))
 }
 
 pub(super) async fn revoke_key(node: &Arc<Node>, name: &str, req: &Req) -> Result<Resp, ApiError> {
-    require_admin(node, req)?;
+    super::console::admin(node, req)?;
     let n = node.clone();
     let name = name.to_string();
     let gone = blocking(move || Ok(n.store.revoke_api_key(&name)?)).await?;

@@ -58,7 +58,8 @@ fn login_failed(node: &Node, username: &str) {
     }
 }
 
-fn admin(node: &Node, req: &Req) -> Result<(), ApiError> {
+/// Refuse a caller without the node's admin token.
+pub(super) fn admin(node: &Node, req: &Req) -> Result<(), ApiError> {
     let given = req
         .header("authorization")
         .and_then(|h| h.strip_prefix("Bearer "))

@@ -358,6 +358,7 @@ async fn dispatch(node: Arc<Node>, mut req: Req) -> Result<Resp, ApiError> {
         }
         ("GET", ["api", "v1", "ledger", "events"]) => ledger::events(&node, &req).await,
         ("GET", ["api", "v1", "ledger", "timings"]) => ledger::timings(&node, &req).await,
+        ("POST", ["api", "v1", "ledger", "verify"]) => ledger::verify(&node, &req).await,
         (_, ["api", ..]) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
