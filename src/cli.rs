@@ -117,7 +117,8 @@ enum Command {
         /// Address
         address: String,
     },
-    /// Check a stopped node's database offline (redb integrity, blob hashes)
+    /// Check a stopped node's databases offline (redb integrity, blob hashes, and the
+    /// ledger's state against its last durable block's root)
     Check,
     /// The L2 ledger: status, blocks, transactions, balances, sending OPEN, deposits,
     /// derivation from DA
@@ -562,6 +563,23 @@ fn check(g: &Global) -> anyhow::Result<()> {
     let clean = db.check_integrity().context("integrity check failed")?;
     let store = commons_storage::Store::from_database(db, Default::default())?;
     let report = store.verify()?;
+    // The chain's own file, when this node has run the ledger: its state, rebuilt from
+    // every account and slot, against its last durable block's root.
+    let ledger_path = g.data_dir.join("ledger.redb");
+    let ledger = if ledger_path.exists() {
+        let (clean, c) = commons_ledger::chain::verify_file(&ledger_path).with_context(|| {
+            format!(
+                "cannot check {} (is the node still running?)",
+                ledger_path.display()
+            )
+        })?;
+        let mut v = crate::ledger::state_check_json(&c);
+        v["database"] = json!(ledger_path.display().to_string());
+        v["integrity_ok"] = json!(clean);
+        Some(v)
+    } else {
+        None
+    };
     let out = json!({
         "database": path.display().to_string(),
         "integrity_ok": clean,
@@ -569,6 +587,7 @@ fn check(g: &Global) -> anyhow::Result<()> {
         "rows": report.rows,
         "blobs": report.blobs,
         "problems": report.problems,
+        "ledger": ledger,
     });
     if g.json {
         println!("{out}");
@@ -585,9 +604,40 @@ fn check(g: &Global) -> anyhow::Result<()> {
         for p in &report.problems {
             println!("  problem: {p}");
         }
+        if let Some(l) = out["ledger"].as_object() {
+            println!(
+                "{}: redb integrity {}, block {} state root {} rebuilt from {} accounts and {} slots: {}",
+                l["database"].as_str().unwrap_or(""),
+                if l["integrity_ok"] == true {
+                    "ok"
+                } else {
+                    "REPAIRED"
+                },
+                l["block"],
+                l["rebuilt_root"].as_str().unwrap_or(""),
+                l["accounts"],
+                l["slots"],
+                if l["ok"] == true {
+                    "matches"
+                } else {
+                    "MISMATCH"
+                }
+            );
+        }
     }
     if !report.problems.is_empty() {
         bail!("{} problems found", report.problems.len());
+    }
+    if let Some(l) = out["ledger"].as_object()
+        && l["ok"] != true
+    {
+        bail!(
+            "the ledger's state does not match block {}: header root {}, rebuilt {}, {} account(s) whose storage root is not their slots'",
+            l["block"],
+            l["header_root"].as_str().unwrap_or("?"),
+            l["rebuilt_root"].as_str().unwrap_or("?"),
+            l["storage_mismatches"].as_array().map_or(0, Vec::len)
+        );
     }
     Ok(())
 }

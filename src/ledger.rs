@@ -283,3 +283,22 @@ pub async fn serve_rpc(
         warp::serve(route).incoming(listener).run().await;
     }))
 }
+
+/// A state check as the API, `commons ledger verify` and `commons check` show it.
+pub fn state_check_json(c: &commons_ledger::chain::StateCheck) -> serde_json::Value {
+    serde_json::json!({
+        "ok": c.ok(),
+        "block": c.block,
+        "header_root": format!("{:#x}", c.header_root),
+        "rebuilt_root": format!("{:#x}", c.rebuilt_root),
+        "accounts": c.accounts,
+        "contracts_with_storage": c.contracts_with_storage,
+        "slots": c.slots,
+        "storage_mismatches": c
+            .storage_mismatches
+            .iter()
+            .map(|h| format!("{h:#x}"))
+            .collect::<Vec<_>>(),
+        "seconds": c.seconds,
+    })
+}

@@ -470,6 +470,8 @@ async fn acknowledged_contributions_survive_kill_9() {
     let report = crate::support::json_output(&out, &["check", "--json"]);
     assert_eq!(report["integrity_ok"], true, "{report}");
     assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    assert_eq!(report["ledger"]["ok"], true, "{report}");
+    assert_eq!(report["ledger"]["integrity_ok"], true, "{report}");
     assert_eq!(u(&report, "contributions"), listed as u64, "{report}");
     println!(
         "crash test: {} acknowledged of {listed} stored after {rounds} kills in {:.1}s",

@@ -789,6 +789,16 @@ async fn kill_9_during_block_production_loses_no_acknowledged_transaction() {
     let expected = result(&n, "optimism_outputAtBlock", json!([head])).await;
     let da = n.data_dir.join("da");
     assert!(n.stop().success(), "graceful stop");
+    // On disk after all the kills, the stopped node's state is the one its head's root
+    // names: rebuilt offline from every account and slot by `commons check`.
+    let mut c = crate::support::command();
+    c.args(["check", "--json", "--data-dir"]).arg(&n.data_dir);
+    let out = run_bounded(c, Duration::from_secs(120));
+    let report = crate::support::json_output(&out, &["check", "--json"]);
+    let ledger = &report["ledger"];
+    assert_eq!(ledger["integrity_ok"], true, "{report}");
+    assert_eq!(ledger["ok"], true, "{report}");
+    assert_eq!(ledger["block"].as_u64(), Some(hex_u64(&head)), "{report}");
     let v = derive(&da, &n.scratch().join("follower"));
     assert_eq!(v["block"].as_u64(), Some(hex_u64(&head)), "{v}");
     assert_eq!(v["output_root"], expected["outputRoot"], "{v}");

@@ -2046,72 +2046,7 @@ impl Ledger {
     /// whole state would cost beside the per-block one (BENCHMARKS.md). Reads one
     /// snapshot, so blocks go on being sealed while it runs.
     pub fn verify_state(&self) -> Result<StateCheck> {
-        let started = std::time::Instant::now();
-        let r = self.db.begin_read()?;
-        let meta = open_ro(&r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
-        let block = meta
-            .get("head")?
-            .map(|v| v.value())
-            .ok_or_else(|| Error::Corrupt("no head block".into()))?;
-        let header = read_header(&r, block)?
-            .ok_or_else(|| Error::Corrupt(format!("no header for the head block {block}")))?;
-        // Storage roots from the slots, in key order: all of one account's slots are
-        // adjacent, so one builder at a time.
-        let mut storage_roots: BTreeMap<[u8; 32], B256> = BTreeMap::new();
-        let mut slots = 0u64;
-        if let Some(t) = open_ro(&r, STORAGE)? {
-            let mut current: Option<([u8; 32], alloy_trie::HashBuilder)> = None;
-            for e in t.iter()? {
-                let (k, v) = e?;
-                let (ha, slot) = k.value();
-                if current.as_ref().is_some_and(|(a, _)| *a != ha)
-                    && let Some((a, mut hb)) = current.take()
-                {
-                    storage_roots.insert(a, hb.root());
-                }
-                let hb = &mut current
-                    .get_or_insert_with(|| (ha, alloy_trie::HashBuilder::default()))
-                    .1;
-                hb.add_leaf(
-                    alloy_trie::Nibbles::unpack(slot),
-                    &alloy_rlp::encode(U256::from_be_bytes(v.value())),
-                );
-                slots += 1;
-            }
-            if let Some((a, mut hb)) = current {
-                storage_roots.insert(a, hb.root());
-            }
-        }
-        let contracts_with_storage = storage_roots.len() as u64;
-        let mut storage_mismatches = Vec::new();
-        let mut accounts = 0u64;
-        let mut hb = alloy_trie::HashBuilder::default();
-        if let Some(t) = open_ro(&r, ACCOUNTS)? {
-            for e in t.iter()? {
-                let (k, v) = e?;
-                let ha = k.value();
-                let a = StoredAccount::decode(v.value())?;
-                let rebuilt = storage_roots.remove(&ha).unwrap_or(EMPTY_ROOT_HASH);
-                if rebuilt != a.storage_root {
-                    storage_mismatches.push(B256::from(ha));
-                }
-                // The stored storage root, so that a bad one shows above and not here too.
-                hb.add_leaf(alloy_trie::Nibbles::unpack(ha), &a.trie_rlp());
-                accounts += 1;
-            }
-        }
-        // Slots of an account that does not exist.
-        storage_mismatches.extend(storage_roots.into_keys().map(B256::from));
-        Ok(StateCheck {
-            block,
-            header_root: header.state_root,
-            rebuilt_root: hb.root(),
-            accounts,
-            contracts_with_storage,
-            slots,
-            storage_mismatches,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+        verify_snapshot(&self.db.begin_read()?)
     }
 
     /// A read snapshot of the state after block `block` (the head when `None`);
@@ -2921,6 +2856,87 @@ impl Ledger {
             hash: h.hash_slow(),
         }))
     }
+}
+
+/// [`Ledger::verify_state`] over a read snapshot of a ledger database.
+fn verify_snapshot(r: &redb::ReadTransaction) -> Result<StateCheck> {
+    let started = std::time::Instant::now();
+    let meta = open_ro(r, META)?.ok_or_else(|| Error::Corrupt("no meta table".into()))?;
+    let block = meta
+        .get("head")?
+        .map(|v| v.value())
+        .ok_or_else(|| Error::Corrupt("no head block".into()))?;
+    let header = read_header(r, block)?
+        .ok_or_else(|| Error::Corrupt(format!("no header for the head block {block}")))?;
+    // Storage roots from the slots, in key order: all of one account's slots are
+    // adjacent, so one builder at a time.
+    let mut storage_roots: BTreeMap<[u8; 32], B256> = BTreeMap::new();
+    let mut slots = 0u64;
+    if let Some(t) = open_ro(r, STORAGE)? {
+        let mut current: Option<([u8; 32], alloy_trie::HashBuilder)> = None;
+        for e in t.iter()? {
+            let (k, v) = e?;
+            let (ha, slot) = k.value();
+            if current.as_ref().is_some_and(|(a, _)| *a != ha)
+                && let Some((a, mut hb)) = current.take()
+            {
+                storage_roots.insert(a, hb.root());
+            }
+            let hb = &mut current
+                .get_or_insert_with(|| (ha, alloy_trie::HashBuilder::default()))
+                .1;
+            hb.add_leaf(
+                alloy_trie::Nibbles::unpack(slot),
+                &alloy_rlp::encode(U256::from_be_bytes(v.value())),
+            );
+            slots += 1;
+        }
+        if let Some((a, mut hb)) = current {
+            storage_roots.insert(a, hb.root());
+        }
+    }
+    let contracts_with_storage = storage_roots.len() as u64;
+    let mut storage_mismatches = Vec::new();
+    let mut accounts = 0u64;
+    let mut hb = alloy_trie::HashBuilder::default();
+    if let Some(t) = open_ro(r, ACCOUNTS)? {
+        for e in t.iter()? {
+            let (k, v) = e?;
+            let ha = k.value();
+            let a = StoredAccount::decode(v.value())?;
+            let rebuilt = storage_roots.remove(&ha).unwrap_or(EMPTY_ROOT_HASH);
+            if rebuilt != a.storage_root {
+                storage_mismatches.push(B256::from(ha));
+            }
+            // The stored storage root, so that a bad one shows above and not here too.
+            hb.add_leaf(alloy_trie::Nibbles::unpack(ha), &a.trie_rlp());
+            accounts += 1;
+        }
+    }
+    // Slots of an account that does not exist.
+    storage_mismatches.extend(storage_roots.into_keys().map(B256::from));
+    Ok(StateCheck {
+        block,
+        header_root: header.state_root,
+        rebuilt_root: hb.root(),
+        accounts,
+        contracts_with_storage,
+        slots,
+        storage_mismatches,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Check a ledger file that no node has open: redb's own integrity check (`true`: clean),
+/// then the state of its last durable block against that block's root, as
+/// [`Ledger::verify_state`]. Blocks sealed after it are in the block log and are executed
+/// again when the node starts, so the check covers what is on disk, not the head a running
+/// node had.
+pub fn verify_file(path: &Path) -> Result<(bool, StateCheck)> {
+    let mut db = Database::open(path)?;
+    let clean = db.check_integrity()?;
+    let check = verify_snapshot(&db.begin_read()?)?;
+    Ok((clean, check))
 }
 
 fn read_header(r: &redb::ReadTransaction, n: u64) -> Result<Option<Header>> {

@@ -1475,6 +1475,10 @@ fn verify_state_finds_a_changed_account_and_a_changed_slot() {
         }
         w.commit().expect("commit");
     }
+    // Offline, as `commons check` reads a stopped node's file, and through an open ledger.
+    let (clean, offline) = crate::chain::verify_file(&path).expect("verify the file");
+    assert!(clean, "redb itself is sound");
+    assert_eq!(offline.storage_mismatches, vec![l1_block]);
     let c = open(dir.path()).verify_state().expect("verify");
     assert!(!c.ok());
     assert_eq!(c.storage_mismatches, vec![l1_block]);

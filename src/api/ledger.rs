@@ -694,26 +694,7 @@ pub(super) async fn verify(node: &Arc<Node>, req: &Req) -> Result<Resp, ApiError
     super::console::admin(node, req)?;
     let n = node.clone();
     let c = blocking(move || n.ledger.ledger.verify_state().map_err(ledger_err)).await?;
-    Ok(reply(StatusCode::OK, &verify_json(&c)))
-}
-
-/// A state check as the API and `commons ledger verify` show it.
-fn verify_json(c: &commons_ledger::chain::StateCheck) -> Value {
-    json!({
-        "ok": c.ok(),
-        "block": c.block,
-        "header_root": format!("{:#x}", c.header_root),
-        "rebuilt_root": format!("{:#x}", c.rebuilt_root),
-        "accounts": c.accounts,
-        "contracts_with_storage": c.contracts_with_storage,
-        "slots": c.slots,
-        "storage_mismatches": c
-            .storage_mismatches
-            .iter()
-            .map(|h| format!("{h:#x}"))
-            .collect::<Vec<_>>(),
-        "seconds": c.seconds,
-    })
+    Ok(reply(StatusCode::OK, &crate::ledger::state_check_json(&c)))
 }
 
 #[cfg(test)]
