@@ -628,16 +628,10 @@ fn check(g: &Global) -> anyhow::Result<()> {
     if !report.problems.is_empty() {
         bail!("{} problems found", report.problems.len());
     }
-    if let Some(l) = out["ledger"].as_object()
-        && l["ok"] != true
+    if out["ledger"].is_object()
+        && let Some(e) = crate::ledger::state_check_failure(&out["ledger"])
     {
-        bail!(
-            "the ledger's state does not match block {}: header root {}, rebuilt {}, {} account(s) whose storage root is not their slots'",
-            l["block"],
-            l["header_root"].as_str().unwrap_or("?"),
-            l["rebuilt_root"].as_str().unwrap_or("?"),
-            l["storage_mismatches"].as_array().map_or(0, Vec::len)
-        );
+        return Err(e);
     }
     Ok(())
 }

@@ -385,14 +385,8 @@ pub async fn run(
                     v["seconds"].as_f64().unwrap_or(0.0)
                 );
             });
-            if v["ok"] != json!(true) {
-                let bad = v["storage_mismatches"].as_array().map_or(0, Vec::len);
-                bail!(
-                    "the state does not match block {}: header root {}, rebuilt {}, {bad} account(s) whose storage root is not their slots'",
-                    v["block"],
-                    v["header_root"].as_str().unwrap_or("?"),
-                    v["rebuilt_root"].as_str().unwrap_or("?")
-                );
+            if let Some(e) = crate::ledger::state_check_failure(&v) {
+                return Err(e);
             }
         }
         LedgerCmd::Derive { da } => {

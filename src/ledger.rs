@@ -284,21 +284,25 @@ pub async fn serve_rpc(
     }))
 }
 
-/// A state check as the API, `commons ledger verify` and `commons check` show it.
+/// A state check as the API, `commons ledger verify` and `commons check` show it: its
+/// fields, and `ok`.
 pub fn state_check_json(c: &commons_ledger::chain::StateCheck) -> serde_json::Value {
-    serde_json::json!({
-        "ok": c.ok(),
-        "block": c.block,
-        "header_root": format!("{:#x}", c.header_root),
-        "rebuilt_root": format!("{:#x}", c.rebuilt_root),
-        "accounts": c.accounts,
-        "contracts_with_storage": c.contracts_with_storage,
-        "slots": c.slots,
-        "storage_mismatches": c
-            .storage_mismatches
-            .iter()
-            .map(|h| format!("{h:#x}"))
-            .collect::<Vec<_>>(),
-        "seconds": c.seconds,
+    // Plain numbers and hex strings: serializing cannot fail.
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    v["ok"] = serde_json::json!(c.ok());
+    v
+}
+
+/// The one-line error for a state check, as [`state_check_json`] shows it, that found a
+/// mismatch (`None` when it did not).
+pub fn state_check_failure(v: &serde_json::Value) -> Option<anyhow::Error> {
+    (v["ok"] != true).then(|| {
+        anyhow::anyhow!(
+            "the ledger's state does not match block {}: header root {}, rebuilt {}, {} account(s) whose storage root is not their slots'",
+            v["block"],
+            v["header_root"].as_str().unwrap_or("?"),
+            v["rebuilt_root"].as_str().unwrap_or("?"),
+            v["storage_mismatches"].as_array().map_or(0, Vec::len)
+        )
     })
 }
